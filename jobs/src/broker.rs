@@ -1,0 +1,147 @@
+//! The broker: apalis over SQLite (embedded default) or Redis (scale-out). It carries
+//! envelopes only as a wake-up signal; the backlog holds the truth.
+
+use std::{str::FromStr, time::Duration};
+
+use apalis::prelude::TaskSink;
+use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
+
+use crate::{Envelope, Error, Lane, QueueConfig, Result};
+
+#[derive(Clone)]
+pub enum Broker {
+    Sqlite(SqlitePool),
+    Redis(ConnectionManager),
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Broker::Sqlite(_) => "Broker::Sqlite",
+            Broker::Redis(_) => "Broker::Redis",
+        })
+    }
+}
+
+impl Broker {
+    /// Connect to the broker named by `url`, creating the SQLite file and apalis's tables
+    /// when they do not exist.
+    pub async fn connect(url: &str) -> Result<Broker> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10));
+            ensure_parent_dir(url);
+            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+            SqliteStorage::setup(&pool).await.map_err(|e| Error::Broker(e.to_string()))?;
+            Ok(Broker::Sqlite(pool))
+        } else if url.starts_with("redis:") || url.starts_with("rediss:") {
+            let client = redis::Client::open(url)?;
+            let conn = tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
+                .await
+                .map_err(|_| Error::Broker(format!("redis at {} did not answer in 10 s", redact(url))))??;
+            Ok(Broker::Redis(conn))
+        } else {
+            Err(Error::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// Answers when the broker can take and hand out work.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Broker::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Broker::Redis(conn) => {
+                let mut conn = conn.clone();
+                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand envelopes of one lane to the broker in one round trip.
+    pub async fn push(&self, config: &QueueConfig, lane: Lane, envelopes: Vec<Envelope>) -> Result<()> {
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Broker::Sqlite(_) => {
+                let mut storage = self.sqlite_storage(config, lane);
+                storage.push_bulk(envelopes).await.map_err(|e| Error::Broker(e.to_string()))
+            }
+            Broker::Redis(_) => {
+                let mut storage = self.redis_storage(config, lane);
+                storage.push_bulk(envelopes).await.map_err(|e| Error::Broker(e.to_string()))
+            }
+        }
+    }
+
+    pub(crate) fn sqlite_storage(&self, config: &QueueConfig, lane: Lane) -> SqliteStorage<Envelope> {
+        let Broker::Sqlite(pool) = self else { unreachable!("sqlite storage on a redis broker") };
+        let cfg = apalis_sqlite::Config::default()
+            .queue(lane.queue_name(&config.prefix))
+            .batch_size(batch_size(config, lane))
+            .heartbeat_interval(config.heartbeat)
+            .missed_heartbeats(config.missed_heartbeats())
+            .persist_results(false);
+        SqliteStorage::new(pool).with_config(cfg)
+    }
+
+    pub(crate) fn redis_storage(&self, config: &QueueConfig, lane: Lane) -> RedisStorage<Envelope> {
+        let Broker::Redis(conn) = self else { unreachable!("redis storage on a sqlite broker") };
+        // lock_tasks stays on: apalis-redis recovers a dead worker's tasks through it. Its
+        // cost grows with the active list, which the backlog keeps short (`max_ready`).
+        let cfg = apalis_redis::Config::default()
+            .queue(lane.queue_name(&config.prefix))
+            .batch_size(batch_size(config, lane))
+            .heartbeat_interval(config.heartbeat)
+            .missed_heartbeats(config.missed_heartbeats())
+            .persist_results(false)
+            .emit_events(false);
+        RedisStorage::new(conn.clone()).with_config(cfg)
+    }
+}
+
+/// Fetch no more than a worker can start at once, so the rest stays available to others.
+fn batch_size(config: &QueueConfig, lane: Lane) -> usize {
+    config.concurrency(lane).clamp(1, 100)
+}
+
+fn ensure_parent_dir(url: &str) {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+    }
+}
+
+/// A URL with its password removed, for errors and logs.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_the_password_and_keeps_the_host() {
+        assert_eq!(redact("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact("postgres://app:pw@db/hejnal"), "postgres://app:***@db/hejnal");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

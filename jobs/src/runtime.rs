@@ -1,0 +1,204 @@
+//! The worker runtime: one apalis worker per lane in each process, each with its own
+//! concurrency, so a flood of routine work never delays an emergency job.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use apalis::prelude::*;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Backlog, Broker, Envelope, Job, Lane, NewJob, QueueConfig, Result, WorkerId};
+
+/// What the service does with a job.
+pub trait JobHandler: Send + Sync + 'static {
+    fn handle(&self, job: Job, ctx: JobContext) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+}
+
+/// Facts about the run of a job that a handler may need.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub backlog_id: i64,
+    pub lane: Lane,
+    pub worker_id: WorkerId,
+    /// 1 on the first run.
+    pub attempt: i32,
+}
+
+/// How a handler failed, which decides what happens to the job.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Try again after the delay (durably: the backlog row waits, not memory).
+    #[error("retry in {after:?}: {reason}")]
+    Retry { after: std::time::Duration, reason: String },
+    /// Never try again; the row stays `dead` with the reason.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// The queue as the service sees it: push jobs, run workers, read depths.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: QueueConfig,
+    pub(crate) backlog: Backlog,
+    pub(crate) broker: Broker,
+    pub(crate) worker_id: WorkerId,
+    /// Wakes this process's pump of each lane when work arrives or finishes.
+    pub(crate) wake: [Notify; 2],
+}
+
+impl Queue {
+    /// Connect to the broker. The backlog lives in the service's database, already migrated.
+    pub async fn connect(config: QueueConfig, backlog: Backlog) -> Result<Queue> {
+        let broker = Broker::connect(&config.url).await?;
+        let worker_id = WorkerId::generate();
+        tracing::info!(%worker_id, broker = ?broker, prefix = %config.prefix, "queue connected");
+        Ok(Queue {
+            inner: Arc::new(Inner { config, backlog, broker, worker_id, wake: [Notify::new(), Notify::new()] }),
+        })
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.inner.config
+    }
+
+    pub fn backlog(&self) -> &Backlog {
+        &self.inner.backlog
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
+    }
+
+    /// This process's worker id: new at every start, never reused.
+    pub fn worker_id(&self) -> &WorkerId {
+        &self.inner.worker_id
+    }
+
+    /// Accept jobs durably and wake the pump of their lanes.
+    pub async fn push(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
+        let ids = self.inner.backlog.push(jobs).await?;
+        for lane in Lane::ALL {
+            if jobs.iter().any(|j| j.lane == lane) {
+                self.wake(lane);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Tell the pump that a lane has new work (after a transactional insert by the caller).
+    pub fn wake(&self, lane: Lane) {
+        self.inner.wake(lane);
+    }
+
+    /// Ready when both the backlog's database and the broker answer.
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.broker.ping().await
+    }
+
+    /// Run the pump and the sweeper until `stop` is cancelled. Every process that pushes or
+    /// works runs one; releases are serialised per lane in the database.
+    pub fn spawn_pump(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::pump::run(self.inner.clone(), stop))
+    }
+
+    /// Run both lanes' workers until `stop` is cancelled, then let in-flight jobs finish for
+    /// up to the configured shutdown timeout.
+    pub async fn run_workers(&self, handler: Arc<dyn JobHandler>, stop: CancellationToken) -> Result<()> {
+        let dispatcher = Arc::new(Dispatcher { inner: self.inner.clone(), handler });
+        let config = &self.inner.config;
+        let mut monitor = Monitor::new().shutdown_timeout(config.shutdown_timeout);
+        for lane in Lane::ALL {
+            let name = format!("{}-{}", self.inner.worker_id, lane);
+            let concurrency = config.concurrency(lane);
+            let poll = config.poll_interval;
+            let d = dispatcher.clone();
+            match &self.inner.broker {
+                Broker::Sqlite(_) => {
+                    let storage = self.inner.broker.sqlite_storage(config, lane);
+                    monitor = monitor.register(move |_| {
+                        WorkerBuilder::new(name.as_str())
+                            .backend(storage.clone().poll_with_interval(poll))
+                            .concurrency(concurrency)
+                            .data((d.clone(), lane))
+                            .build(run_envelope)
+                    });
+                }
+                Broker::Redis(_) => {
+                    let storage = self.inner.broker.redis_storage(config, lane);
+                    monitor = monitor.register(move |_| {
+                        WorkerBuilder::new(name.as_str())
+                            .backend(storage.clone().poll_with_interval(poll))
+                            .concurrency(concurrency)
+                            .data((d.clone(), lane))
+                            .build(run_envelope)
+                    });
+                }
+            }
+        }
+        tracing::info!(worker_id = %self.inner.worker_id, "workers started");
+        monitor
+            .run_with_signal(async move {
+                stop.cancelled().await;
+                tracing::info!("stopping workers; in-flight jobs may finish");
+                Ok(())
+            })
+            .await
+            .map_err(|e| crate::Error::Broker(e.to_string()))
+    }
+}
+
+impl Inner {
+    pub(crate) fn wake(&self, lane: Lane) {
+        self.wake[lane as usize].notify_one();
+    }
+}
+
+/// Runs one envelope against the backlog's record of it.
+struct Dispatcher {
+    inner: Arc<Inner>,
+    handler: Arc<dyn JobHandler>,
+}
+
+async fn run_envelope(envelope: Envelope, data: Data<(Arc<Dispatcher>, Lane)>) -> Result<(), BoxDynError> {
+    let (dispatcher, lane) = &*data;
+    dispatcher.run(*lane, envelope).await.map_err(|e| Box::new(e) as BoxDynError)
+}
+
+impl Dispatcher {
+    #[tracing::instrument(skip_all, fields(lane = %lane, backlog_id = envelope.backlog_id, job = envelope.job.kind()))]
+    async fn run(&self, lane: Lane, envelope: Envelope) -> Result<()> {
+        let backlog = &self.inner.backlog;
+        let id = envelope.backlog_id;
+        let Some(attempt) = backlog.start(id, self.inner.worker_id.as_str()).await? else {
+            // Done already, or dead: a repeated signal (sweeper or orphan recovery).
+            metrics::counter!("hejnal_jobs_skipped_total", "lane" => lane.as_str()).increment(1);
+            return Ok(());
+        };
+        let ctx = JobContext { backlog_id: id, lane, worker_id: self.inner.worker_id.clone(), attempt };
+        let kind = envelope.job.kind();
+        let outcome = self.handler.handle(envelope.job, ctx).await;
+        match outcome {
+            Ok(()) => {
+                backlog.finish(id).await?;
+                metrics::counter!("hejnal_jobs_done_total", "lane" => lane.as_str(), "job" => kind).increment(1);
+            }
+            Err(HandlerError::Retry { after, reason }) => {
+                tracing::warn!(%reason, ?after, attempt, "job will run again");
+                backlog.retry(id, after, &reason).await?;
+                metrics::counter!("hejnal_jobs_failed_total", "lane" => lane.as_str(), "job" => kind, "outcome" => "retry").increment(1);
+            }
+            Err(HandlerError::Fatal(reason)) => {
+                tracing::error!(%reason, attempt, "job failed for good");
+                backlog.bury(id, &reason).await?;
+                metrics::counter!("hejnal_jobs_failed_total", "lane" => lane.as_str(), "job" => kind, "outcome" => "dead").increment(1);
+            }
+        }
+        // Room in the broker: let the pump release more.
+        self.inner.wake(lane);
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! Wiring: build the store, the queue and the HTTP server for one process role, run them
+//! until told to stop, then stop them in order.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use hejnal_jobs::Queue;
+
+use crate::{
+    config::Config,
+    http::{self, AppState},
+    store::{self, DynStore},
+    worker::Handlers,
+};
+
+/// What a process runs. `Serve` is the embedded default: everything in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Serve,
+    Api,
+    Worker,
+}
+
+impl Role {
+    fn serves_http(self) -> bool {
+        matches!(self, Role::Serve | Role::Api)
+    }
+
+    fn runs_workers(self) -> bool {
+        matches!(self, Role::Serve | Role::Worker)
+    }
+}
+
+pub struct Application {
+    role: Role,
+    listener: Option<TcpListener>,
+    state: AppState,
+    stop: CancellationToken,
+}
+
+/// Open the store named in the config and bring its schema up to date when asked to.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let store = store::connect(&config.database_url, config.database_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database at DATABASE_URL={}", hejnal_jobs::broker::redact(&config.database_url)))?;
+    if config.migrate_on_start {
+        store.migrate().await.context("cannot migrate the database")?;
+    }
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(config: Config, role: Role) -> anyhow::Result<Application> {
+        // Install the recorder before anything counts, or early counts go nowhere.
+        crate::telemetry::metrics_handle();
+        let store = open_store(&config).await?;
+        let queue = Queue::connect(config.queue.clone(), store.backlog())
+            .await
+            .with_context(|| format!("cannot open the queue at HEJNAL_QUEUE_URL={}", hejnal_jobs::broker::redact(&config.queue.url)))?;
+        let listener = if role.serves_http() {
+            let listener = TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on HEJNAL_LISTEN={}", config.listen))?;
+            Some(listener)
+        } else {
+            None
+        };
+        let state = AppState { config: Arc::new(config), store, queue };
+        Ok(Application { role, listener, state, stop: CancellationToken::new() })
+    }
+
+    /// The bound port; tests listen on port 0 and ask.
+    pub fn port(&self) -> Option<u16> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+    }
+
+    /// Cancel it to stop the process gracefully.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { role, listener, state, stop } = self;
+        let pump_stop = CancellationToken::new();
+        let pump = state.queue.spawn_pump(pump_stop.clone());
+        let http = listener.map(|listener| {
+            let app = http::app(state.clone());
+            let stop = stop.clone();
+            let public_url = state.config.public_url.clone();
+            tokio::spawn(async move {
+                tracing::info!(addr = %listener.local_addr()?, %public_url, "HTTP listening");
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            })
+        });
+        if role.runs_workers() {
+            let handlers = Arc::new(Handlers { store: state.store.clone() });
+            state.queue.run_workers(handlers, stop.clone()).await?;
+        }
+        if let Some(http) = http {
+            http.await??;
+        }
+        // The pump stops last, so that work finished during the drain frees room for nothing new.
+        pump_stop.cancel();
+        let _ = pump.await;
+        tracing::info!(?role, "stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,288 @@
+//! Configuration: embedded defaults, then an optional TOML file (`HEJNAL_CONFIG`, or
+//! `hejnal.toml` when present), then `HEJNAL_*` environment variables (and `DATABASE_URL`).
+//! Keys are flat so that each has exactly one environment name. A wrong setting stops the
+//! process at start with one line naming the key.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use hejnal_jobs::{QueueConfig, broker::redact};
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub queue_url: String,
+    pub queue_prefix: String,
+    pub queue_max_ready: u32,
+    pub queue_heartbeat_secs: u64,
+    pub queue_orphan_after_secs: u64,
+    pub queue_redeliver_after_secs: u64,
+    pub queue_poll_ms: u64,
+    pub emergency_concurrency: usize,
+    pub routine_concurrency: usize,
+    pub shutdown_timeout_secs: u64,
+    pub migrate_on_start: bool,
+    pub log_format: String,
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let queue = QueueConfig::default();
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            database_url: "sqlite://data/hejnal.db".into(),
+            database_max_connections: 10,
+            queue_url: queue.url,
+            queue_prefix: queue.prefix,
+            queue_max_ready: queue.max_ready,
+            queue_heartbeat_secs: queue.heartbeat.as_secs(),
+            queue_orphan_after_secs: queue.orphan_after.as_secs(),
+            queue_redeliver_after_secs: queue.redeliver_after.as_secs(),
+            queue_poll_ms: queue.poll_interval.as_millis() as u64,
+            emergency_concurrency: queue.emergency_concurrency,
+            routine_concurrency: queue.routine_concurrency,
+            shutdown_timeout_secs: queue.shutdown_timeout.as_secs(),
+            migrate_on_start: true,
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Checked configuration, ready to use.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: url::Url,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub queue: QueueConfig,
+    pub migrate_on_start: bool,
+    pub log_json: bool,
+    pub log_level: String,
+}
+
+/// A setting that is wrong: its environment name and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The environment name of a key, which is what operators see and set.
+pub fn env_name(key: &str) -> String {
+    match key {
+        "database_url" => "DATABASE_URL".into(),
+        other => format!("HEJNAL_{}", other.to_ascii_uppercase()),
+    }
+}
+
+fn wrong(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { key: env_name(key), reason: reason.into() }
+}
+
+impl Config {
+    /// Read defaults, the file and the environment of this process.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var_os("HEJNAL_CONFIG").map(PathBuf::from);
+        if let Some(path) = &file {
+            if !path.exists() {
+                return Err(ConfigError { key: "HEJNAL_CONFIG".into(), reason: format!("file {} does not exist", path.display()) });
+            }
+        }
+        let file = file.unwrap_or_else(|| PathBuf::from("hejnal.toml"));
+        let figment = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(
+                // HEJNAL_TEST_* belong to the test suite, not to the service.
+                Env::prefixed("HEJNAL_").filter(|k| k != "config" && !k.as_str().starts_with("test_")),
+            )
+            .merge(Env::raw().only(&["DATABASE_URL"]));
+        let settings: Settings = figment.extract().map_err(|e| {
+            let key = e.path.first().cloned().unwrap_or_else(|| "config".into());
+            let reason = match &e.kind {
+                figment::error::Kind::UnknownField(field, _) => format!("{} is not a setting", env_name(field)),
+                kind => kind.to_string(),
+            };
+            match &e.kind {
+                figment::error::Kind::UnknownField(..) => ConfigError { key: "HEJNAL_*".into(), reason },
+                _ => wrong(&key, reason),
+            }
+        })?;
+        Config::from_settings(settings)
+    }
+
+    /// Check every setting; the first wrong one is reported.
+    pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = s
+            .listen
+            .parse()
+            .map_err(|_| wrong("listen", format!("{:?} is not an address like 127.0.0.1:8080", s.listen)))?;
+        let public_url = match &s.public_url {
+            Some(raw) => parse_public_url(raw)?,
+            None => parse_public_url(&format!("http://{listen}"))?,
+        };
+        check_scheme("database_url", &s.database_url, &["sqlite:", "postgres:", "postgresql:"])?;
+        check_scheme("queue_url", &s.queue_url, &["sqlite:", "redis:", "rediss:"])?;
+        if s.queue_prefix.is_empty()
+            || !s.queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c))
+        {
+            return Err(wrong("queue_prefix", "must be letters, digits, '-', '_', ':' or '.', and not empty"));
+        }
+        positive("database_max_connections", s.database_max_connections as u64)?;
+        positive("queue_max_ready", s.queue_max_ready as u64)?;
+        if s.queue_max_ready > 5000 {
+            return Err(wrong("queue_max_ready", "must be at most 5000: apalis-redis fails near 8,000 due tasks"));
+        }
+        positive("queue_heartbeat_secs", s.queue_heartbeat_secs)?;
+        if s.queue_orphan_after_secs < 2 * s.queue_heartbeat_secs {
+            return Err(wrong("queue_orphan_after_secs", "must be at least twice HEJNAL_QUEUE_HEARTBEAT_SECS"));
+        }
+        positive("queue_redeliver_after_secs", s.queue_redeliver_after_secs)?;
+        positive("queue_poll_ms", s.queue_poll_ms)?;
+        positive("emergency_concurrency", s.emergency_concurrency as u64)?;
+        positive("routine_concurrency", s.routine_concurrency as u64)?;
+        let log_json = match s.log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => return Err(wrong("log_format", format!("{other:?} is not one of text, json"))),
+        };
+        let queue = QueueConfig {
+            url: s.queue_url,
+            prefix: s.queue_prefix,
+            max_ready: s.queue_max_ready,
+            heartbeat: Duration::from_secs(s.queue_heartbeat_secs),
+            orphan_after: Duration::from_secs(s.queue_orphan_after_secs),
+            redeliver_after: Duration::from_secs(s.queue_redeliver_after_secs),
+            poll_interval: Duration::from_millis(s.queue_poll_ms),
+            emergency_concurrency: s.emergency_concurrency,
+            routine_concurrency: s.routine_concurrency,
+            shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs),
+        };
+        Ok(Config {
+            listen,
+            public_url,
+            database_url: s.database_url,
+            database_max_connections: s.database_max_connections,
+            queue,
+            migrate_on_start: s.migrate_on_start,
+            log_json,
+            log_level: s.log_level,
+        })
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(raw).map_err(|e| wrong("public_url", format!("{raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(wrong("public_url", "must start with http:// or https://"));
+    }
+    Ok(url)
+}
+
+fn check_scheme(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    if schemes.iter().any(|s| value.starts_with(s)) {
+        Ok(())
+    } else {
+        let names: Vec<String> = schemes.iter().map(|s| format!("{s}//…")).collect();
+        Err(wrong(key, format!("{:?} must start with one of {}", redact(value), names.join(", "))))
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 { Err(wrong(key, "must be greater than 0")) } else { Ok(()) }
+}
+
+// Secrets (passwords inside URLs) never reach logs or panics through Debug.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_str())
+            .field("database_url", &redact(&self.database_url))
+            .field("queue_url", &redact(&self.queue.url))
+            .field("queue_prefix", &self.queue.prefix)
+            .field("queue_max_ready", &self.queue.max_ready)
+            .field("log_json", &self.log_json)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact(&self.database_url))
+            .field("queue_url", &redact(&self.queue_url))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_deployment() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(c.database_url, "sqlite://data/hejnal.db");
+        assert!(c.queue.url.starts_with("sqlite:"));
+        assert_eq!(c.queue.prefix, "hejnal");
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_its_environment_variable() {
+        let s = Settings { listen: "localhost".into(), ..Settings::default() };
+        let e = Config::from_settings(s).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_LISTEN");
+        assert!(e.to_string().contains("not an address"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_refused() {
+        let s = Settings { database_url: "mysql://root@db/x".into(), ..Settings::default() };
+        let e = Config::from_settings(s).unwrap_err();
+        assert_eq!(e.key, "DATABASE_URL");
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let s = Settings {
+            database_url: "postgres://app:hunter2@db/hejnal".into(),
+            queue_url: "redis://:sekret@cache:6379".into(),
+            ..Settings::default()
+        };
+        let c = Config::from_settings(s.clone()).unwrap();
+        for shown in [format!("{c:?}"), format!("{s:?}")] {
+            assert!(!shown.contains("hunter2") && !shown.contains("sekret"), "{shown}");
+            assert!(shown.contains("db/hejnal"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn the_orphan_deadline_must_cover_two_heartbeats() {
+        let s = Settings { queue_heartbeat_secs: 10, queue_orphan_after_secs: 15, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_QUEUE_ORPHAN_AFTER_SECS");
+    }
+}

@@ -1,0 +1,45 @@
+//! The HTTP API and pages. Each module owns its `router()`; this one stacks them with the
+//! layers every request passes: request id, tracing, metrics.
+
+pub mod error;
+mod health;
+mod metrics;
+mod reference;
+mod state;
+
+use axum::{Json, Router, http::HeaderName, middleware, routing::get};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(info(title = "Hejnał", description = "Notifications and surveys of a city contact centre"))]
+struct ApiDoc;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(reference::router())
+        .split_for_parts();
+    let spec = Json(spec);
+    router
+        .route("/api/v1/openapi.json", get(move || std::future::ready(spec.clone())))
+        .route("/metrics", get(metrics::render))
+        .fallback(error::no_such_route)
+        .with_state(state)
+        .layer(middleware::from_fn(metrics::track))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}

@@ -1,0 +1,20 @@
+//! Hejnał: the notification and survey platform of a city contact centre.
+//!
+//! - `config`: layered settings, checked at start.
+//! - `store`: SQLite and PostgreSQL behind one interface.
+//! - `http`: the API (axum), its errors, health and metrics.
+//! - `worker`: what each queued job does.
+//! - `app`: wiring of one process role (serve, api, worker).
+//! - `cli`: the `hejnal` command.
+//! - `bench`: `hejnal bench`, measurements with local sinks.
+//!
+//! The queue engine is its own crate, `hejnal-jobs` (`jobs/`).
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,106 @@
+//! The store: one interface, two implementations (SQLite for the embedded default,
+//! PostgreSQL for scale-out), both checked by one conformance suite (`tests/api/store.rs`).
+//! SQL that differs between them stays in each backend's module.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use hejnal_jobs::Backlog;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A district of Kraków, with its names in the three languages residents use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct District {
+    /// Stable identifier used in subscriptions and notices, e.g. `podgorze`.
+    pub slug: String,
+    /// The official Roman numeral, e.g. `XIII`.
+    pub number: String,
+    pub name_pl: String,
+    pub name_en: String,
+    pub name_uk: String,
+}
+
+/// A topic residents can follow, e.g. `water` or `air-quality`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Interest {
+    pub slug: String,
+    pub name_pl: String,
+    pub name_en: String,
+    pub name_uk: String,
+}
+
+/// One run of a probe job, as the worker recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProbeRun {
+    pub probe_id: String,
+    pub worker_id: String,
+    pub lane: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// Roles of officials; what each may do is decided in the HTTP layer.
+pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and metrics.
+    fn backend(&self) -> &'static str;
+    /// Bring the schema up to date; safe to run from several processes at once.
+    async fn migrate(&self) -> StoreResult<()>;
+    async fn ping(&self) -> StoreResult<()>;
+    /// The job backlog lives in this database, so the queue shares its transactions.
+    fn backlog(&self) -> Backlog;
+
+    async fn districts(&self) -> StoreResult<Vec<District>>;
+    async fn interests(&self) -> StoreResult<Vec<Interest>>;
+
+    async fn probe_started(&self, probe_id: &str, worker_id: &str, lane: &str) -> StoreResult<i64>;
+    async fn probe_finished(&self, run_id: i64) -> StoreResult<()>;
+    async fn probe_runs(&self, probe_id: &str) -> StoreResult<Vec<ProbeRun>>;
+    /// How many probe runs have started and finished in all: for the flood test and bench.
+    async fn probe_counts(&self) -> StoreResult<(i64, i64)>;
+
+    async fn add_official(&self, email: &str, role: &str, password_hash: &str) -> StoreResult<i64>;
+    /// Store a token digest for an official; `ttl_days` from now.
+    async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()>;
+    /// Revoke a token by digest; false when no live token matched.
+    async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Open the store named by `url`: `sqlite://…` (file created when missing) or `postgres://…`.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    }
+}
+
+/// Milliseconds since the epoch; probe rows use it so tests can compare across processes.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,41 @@
+//! What workers do with each job type. Handlers load by id from the store and keep all
+//! state there, so running a job twice is safe.
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use hejnal_jobs::{HandlerError, Job, JobContext, JobHandler};
+
+use crate::store::DynStore;
+
+pub struct Handlers {
+    pub store: DynStore,
+}
+
+impl JobHandler for Handlers {
+    fn handle(&self, job: Job, ctx: JobContext) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            match job {
+                Job::ProbeV1 { probe_id, sleep_ms } => run_probe(&store, &probe_id.to_string(), sleep_ms, &ctx).await,
+            }
+        })
+    }
+}
+
+/// Record the start, pause, record the end: enough to see which worker ran it, when, and
+/// whether it was cut short.
+async fn run_probe(store: &DynStore, probe_id: &str, sleep_ms: u64, ctx: &JobContext) -> Result<(), HandlerError> {
+    let run = store
+        .probe_started(probe_id, ctx.worker_id.as_str(), ctx.lane.as_str())
+        .await
+        .map_err(transient)?;
+    if sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+    }
+    store.probe_finished(run).await.map_err(transient)
+}
+
+/// A store error is worth another try after a short pause.
+fn transient(e: crate::store::StoreError) -> HandlerError {
+    HandlerError::Retry { after: Duration::from_secs(2), reason: e.to_string() }
+}
