@@ -37,7 +37,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<ExitCode> {
     };
     eprintln!("bench: store={} queue={} jobs={} emergencies={}", store.backend(), hejnal_jobs::broker::redact(&config.queue.url), args.jobs, args.emergencies);
 
-    let (_, done_before) = store.probe_counts().await?;
+    let done_before = store.probe_counts().await?.finished;
     let flood: Vec<NewJob> = (0..args.jobs)
         .map(|_| NewJob::now(Lane::Routine, Job::ProbeV1 { probe_id: Uuid::new_v4(), sleep_ms: args.work_ms }))
         .collect();
@@ -96,7 +96,7 @@ async fn emergencies_during_flood(queue: &Queue, store: &DynStore, count: usize)
 async fn wait_until_done(store: &DynStore, target: i64, total: usize) -> anyhow::Result<()> {
     let mut last_report = Instant::now();
     loop {
-        let (_, done) = store.probe_counts().await?;
+        let done = store.probe_counts().await?.finished;
         if done >= target {
             return Ok(());
         }

@@ -60,6 +60,15 @@ pub struct ProbeRun {
     pub finished_at: Option<i64>,
 }
 
+/// Totals over all probe runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProbeCounts {
+    pub runs: i64,
+    pub finished: i64,
+    /// Distinct probes; fewer than `runs` means some probe ran twice.
+    pub distinct: i64,
+}
+
 /// Roles of officials; what each may do is decided in the HTTP layer.
 pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
 
@@ -80,7 +89,9 @@ pub trait Store: Send + Sync + 'static {
     async fn probe_finished(&self, run_id: i64) -> StoreResult<()>;
     async fn probe_runs(&self, probe_id: &str) -> StoreResult<Vec<ProbeRun>>;
     /// How many probe runs have started and finished in all: for the flood test and bench.
-    async fn probe_counts(&self) -> StoreResult<(i64, i64)>;
+    async fn probe_counts(&self) -> StoreResult<ProbeCounts>;
+    /// How many runs of a lane started after `after_ms`: did an emergency overtake a flood?
+    async fn probe_started_after(&self, lane: &str, after_ms: i64) -> StoreResult<i64>;
 
     async fn add_official(&self, email: &str, role: &str, password_hash: &str) -> StoreResult<i64>;
     /// Store a token digest for an official; `ttl_days` from now.

@@ -8,7 +8,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{District, Interest, ProbeRun, Store, StoreError, StoreResult, now_ms};
+use super::{District, Interest, ProbeCounts, ProbeRun, Store, StoreError, StoreResult, now_ms};
 use hejnal_jobs::Backlog;
 
 #[derive(Debug, Clone)]
@@ -116,8 +116,21 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn probe_counts(&self) -> StoreResult<(i64, i64)> {
-        Ok(sqlx::query_as("SELECT count(*), count(finished_at) FROM probe_runs").fetch_one(&self.pool).await?)
+    async fn probe_counts(&self) -> StoreResult<ProbeCounts> {
+        Ok(sqlx::query_as(
+            "SELECT count(*) AS runs, count(finished_at) AS finished, count(DISTINCT probe_id) AS \"distinct\" FROM probe_runs",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn probe_started_after(&self, lane: &str, after_ms: i64) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_runs WHERE lane = ?1 AND started_at > ?2")
+            .bind(lane)
+            .bind(after_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
     }
 
     async fn add_official(&self, email: &str, role: &str, password_hash: &str) -> StoreResult<i64> {

@@ -1,0 +1,99 @@
+//! The `hejnal` command as operators and scripts use it.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+use crate::helpers::{Backend, TestEnv};
+
+fn hejnal() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hejnal"));
+    cmd.env_remove("DATABASE_URL");
+    cmd
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = hejnal().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for sub in ["serve", "api", "worker", "migrate", "vapid-keygen", "officials", "tokens", "bench"] {
+        assert!(help.contains(sub), "{sub} missing from --help:\n{help}");
+    }
+    let out = hejnal().args(["officials", "add", "--help"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("--role"));
+}
+
+#[test]
+fn vapid_keygen_prints_two_lines_of_valid_keys() {
+    let out = hejnal().arg("vapid-keygen").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let private = lines[0].strip_prefix("HEJNAL_VAPID_PRIVATE_KEY=").expect("private line");
+    let public = lines[1].strip_prefix("HEJNAL_VAPID_PUBLIC_KEY=").expect("public line");
+    assert_eq!(URL_SAFE_NO_PAD.decode(private).unwrap().len(), 32);
+    let public = URL_SAFE_NO_PAD.decode(public).unwrap();
+    assert_eq!((public.len(), public[0]), (65, 0x04));
+}
+
+#[test]
+fn a_wrong_setting_stops_the_process_with_one_line_naming_it() {
+    for (key, value, named) in [
+        ("HEJNAL_LISTEN", "not-an-address", "HEJNAL_LISTEN"),
+        ("DATABASE_URL", "mysql://db/x", "DATABASE_URL"),
+        ("HEJNAL_QUEUE_URL", "amqp://mq", "HEJNAL_QUEUE_URL"),
+        ("HEJNAL_QUEUE_MAX_READY", "lots", "HEJNAL_QUEUE_MAX_READY"),
+        ("HEJNAL_LISTN", "127.0.0.1:1", "HEJNAL_LISTN"),
+    ] {
+        let out = hejnal().arg("serve").env(key, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line for {key}: {err}");
+        assert!(err.contains(named), "{key}={value} gave: {err}");
+    }
+}
+
+#[tokio::test]
+async fn officials_and_tokens_from_the_command_line() {
+    let Some(env) = TestEnv::new(Backend::Embedded).await else { return };
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = hejnal();
+        cmd.args(args).env("DATABASE_URL", &env.database_url).env("HEJNAL_QUEUE_URL", &env.queue_url);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let added = run(&["officials", "add", "--email", "Anna@UM.Krakow.pl", "--role", "approver"], Some("a long enough password\n"));
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(added.stdout.is_empty(), "a piped password is never echoed");
+
+    let bad_role = run(&["officials", "add", "--email", "jan@um.krakow.pl", "--role", "mayor"], Some("a long enough password\n"));
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
+
+    let twice = run(&["officials", "add", "--email", "anna@um.krakow.pl", "--role", "author"], Some("a long enough password\n"));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already exists"));
+
+    let token = run(&["tokens", "create", "--official", "anna@um.krakow.pl"], None);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let token = String::from_utf8(token.stdout).unwrap();
+    let token = token.strip_suffix('\n').expect("one line");
+    assert!(token.starts_with("hj_") && !token.contains(char::is_whitespace), "the token alone: {token:?}");
+
+    let store = env.store().await;
+    assert!(!store.revoke_token(token).await.unwrap(), "only the digest is stored, never the token");
+    let revoked = run(&["tokens", "revoke", token], None);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let again = run(&["tokens", "revoke", token], None);
+    assert!(!again.status.success());
+
+    let nobody = run(&["tokens", "create", "--official", "nobody@um.krakow.pl"], None);
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("--official"));
+}

@@ -1,0 +1,84 @@
+//! What an operator and an integrator check first: health, readiness, metrics, the API
+//! description, the reference data and the error shape.
+
+use hejnal::app::Role;
+use serde_json::Value;
+
+use crate::{both_backends, helpers::TestApp};
+
+both_backends! {
+    async fn health_readiness_and_reference_data_answer(env) {
+        let app = TestApp::spawn(&env, Role::Serve).await;
+
+        let health = app.get("/healthz").await;
+        assert_eq!(health.status(), 200);
+        assert!(health.headers().contains_key("x-request-id"), "every answer carries a request id");
+
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status(), 200);
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready["database"], "ok");
+        assert_eq!(ready["queue"], "ok");
+
+        let districts: Vec<Value> = app.get("/api/v1/districts").await.json().await.unwrap();
+        assert_eq!(districts.len(), 18);
+        assert_eq!(districts[0]["slug"], "stare-miasto");
+        assert_eq!(districts[0]["number"], "I");
+        let podgorze = districts.iter().find(|d| d["slug"] == "podgorze").expect("podgorze");
+        assert_eq!(podgorze["name_pl"], "Podgórze");
+        assert_eq!(podgorze["name_uk"], "Подгуже");
+        assert_eq!(districts[17]["slug"], "nowa-huta");
+
+        let interests: Vec<Value> = app.get("/api/v1/interests").await.json().await.unwrap();
+        let water = interests.iter().find(|i| i["slug"] == "water").expect("water interest");
+        assert_eq!(water["name_pl"], "Woda i kanalizacja");
+        assert_eq!(water["name_en"], "Water supply");
+        assert_eq!(water["name_uk"], "Водопостачання");
+
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn metrics_count_requests_by_route_and_show_queue_depth(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        for _ in 0..3 {
+            assert_eq!(app.get("/api/v1/districts").await.status(), 200);
+        }
+        let body = app.get("/metrics").await.text().await.unwrap();
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("hejnal_http_requests_total") && l.contains("route=\"/api/v1/districts\"") && l.contains("status=\"200\""))
+            .unwrap_or_else(|| panic!("no request counter for /api/v1/districts in:\n{body}"));
+        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(count >= 3.0, "{line}");
+        assert!(body.contains("hejnal_queue_depth{lane=\"emergency\",state=\"queued\"}"), "{body}");
+        assert!(body.contains("hejnal_queue_depth{lane=\"routine\",state=\"released\"}"), "{body}");
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn the_openapi_document_describes_the_routes(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        let spec: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+        assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+        for path in ["/api/v1/districts", "/api/v1/interests", "/healthz", "/readyz"] {
+            assert!(spec["paths"][path]["get"].is_object(), "{path} missing from the spec");
+        }
+        assert!(spec["components"]["schemas"]["District"].is_object());
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn an_unknown_route_answers_in_the_error_shape(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        let res = app.get("/api/v1/no-such-thing").await;
+        assert_eq!(res.status(), 404);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "no_such_route");
+        assert!(body["error"]["message"].as_str().unwrap().contains("openapi"));
+        app.shutdown().await.unwrap();
+    }
+}

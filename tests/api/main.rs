@@ -1,0 +1,10 @@
+//! Hejnał's integration tests: one binary, real SQLite, PostgreSQL and Redis, the app on
+//! port 0 and the `hejnal` binary as child processes.
+
+mod helpers;
+
+mod cli;
+mod http;
+mod processes;
+mod queue;
+mod store;
