@@ -114,7 +114,10 @@ impl Config {
             .merge(Toml::file(file))
             .merge(
                 // HEJNAL_TEST_* belong to the test suite, not to the service.
-                Env::prefixed("HEJNAL_").filter(|k| k != "config" && !k.as_str().starts_with("test_")),
+                Env::prefixed("HEJNAL_").filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    k != "config" && !k.starts_with("test_")
+                }),
             )
             .merge(Env::raw().only(&["DATABASE_URL"]));
         let settings: Settings = figment.extract().map_err(|e| {

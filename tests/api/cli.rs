@@ -64,6 +64,8 @@ async fn officials_and_tokens_from_the_command_line() {
     let run = |args: &[&str], stdin: Option<&str>| {
         let mut cmd = hejnal();
         cmd.args(args).env("DATABASE_URL", &env.database_url).env("HEJNAL_QUEUE_URL", &env.queue_url);
+        // The test suite's own variables are not settings of the service.
+        cmd.env("HEJNAL_TEST_POSTGRES_URL", "postgres://ignored");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
@@ -96,4 +98,36 @@ async fn officials_and_tokens_from_the_command_line() {
     let nobody = run(&["tokens", "create", "--official", "nobody@um.krakow.pl"], None);
     assert!(!nobody.status.success());
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("--official"));
+}
+
+#[tokio::test]
+async fn json_logs_are_one_json_object_per_line() {
+    let Some(env) = TestEnv::new(Backend::Embedded).await else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = hejnal()
+        .arg("serve")
+        .env("DATABASE_URL", &env.database_url)
+        .env("HEJNAL_QUEUE_URL", &env.queue_url)
+        .env("HEJNAL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HEJNAL_LOG_FORMAT", "json")
+        .env("HEJNAL_LOG_LEVEL", "info")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("HTTP listening"))
+    });
+    let line = reader.join().unwrap().expect("a log line saying the server listens");
+    let _ = child.kill();
+    let _ = child.wait();
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["fields"]["message"], "HTTP listening");
+    assert!(entry["fields"]["addr"].as_str().unwrap().ends_with(&port.to_string()));
 }
