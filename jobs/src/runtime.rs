@@ -110,7 +110,20 @@ impl Queue {
     pub async fn run_workers(&self, handler: Arc<dyn JobHandler>, stop: CancellationToken) -> Result<()> {
         let dispatcher = Arc::new(Dispatcher { inner: self.inner.clone(), handler });
         let config = &self.inner.config;
-        let mut monitor = Monitor::new().shutdown_timeout(config.shutdown_timeout);
+        // apalis restarts nothing by default: one broker error (SQLite busy, a Redis blip)
+        // would leave a lane without a worker, silently. Restart it, under a new name (see
+        // `restart_name`), unless we are shutting down.
+        let stopping = stop.clone();
+        let mut monitor = Monitor::new()
+            .shutdown_timeout(config.shutdown_timeout)
+            .should_restart(move |worker, error| {
+                if stopping.is_cancelled() {
+                    return false;
+                }
+                tracing::error!(worker = worker.name(), %error, restarts = worker.restarts(), "worker failed; restarting it");
+                metrics::counter!("hejnal_worker_restarts_total").increment(1);
+                true
+            });
         for lane in Lane::ALL {
             let name = format!("{}-{}", self.inner.worker_id, lane);
             let concurrency = config.concurrency(lane);
@@ -119,8 +132,8 @@ impl Queue {
             match &self.inner.broker {
                 Broker::Sqlite(_) => {
                     let storage = self.inner.broker.sqlite_storage(config, lane);
-                    monitor = monitor.register(move |_| {
-                        WorkerBuilder::new(name.as_str())
+                    monitor = monitor.register(move |restarts| {
+                        WorkerBuilder::new(restart_name(&name, restarts).as_str())
                             .backend(storage.clone().poll_with_interval(poll))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
@@ -129,8 +142,8 @@ impl Queue {
                 }
                 Broker::Redis(_) => {
                     let storage = self.inner.broker.redis_storage(config, lane);
-                    monitor = monitor.register(move |_| {
-                        WorkerBuilder::new(name.as_str())
+                    monitor = monitor.register(move |restarts| {
+                        WorkerBuilder::new(restart_name(&name, restarts).as_str())
                             .backend(storage.clone().poll_with_interval(poll))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
@@ -149,6 +162,12 @@ impl Queue {
             .await
             .map_err(|e| crate::Error::Broker(e.to_string()))
     }
+}
+
+/// A restarted worker takes a fresh name: apalis-redis refuses to register a name that
+/// heartbeated recently, and the old name's in-flight jobs are then recovered as orphans.
+fn restart_name(name: &str, restarts: usize) -> String {
+    if restarts == 0 { name.to_owned() } else { format!("{name}-r{restarts}") }
 }
 
 impl Inner {

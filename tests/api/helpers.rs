@@ -211,6 +211,8 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: Config, role: Role) -> TestApp {
+        // Warnings and errors of in-process apps show in the test output (and in CI's log).
+        hejnal::telemetry::init_logs("warn", false);
         let app = Application::build(config, role).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port().unwrap_or(0));
         let stop = app.stop_token();

@@ -1,4 +1,5 @@
-//! The backlog's SQL for SQLite. SQLite has one writer at a time, so a release needs no lock.
+//! The backlog's SQL for SQLite. SQLite has one writer at a time, so a release needs no lock,
+//! only to be a single statement.
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
@@ -38,32 +39,20 @@ pub async fn insert(conn: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec<
 }
 
 pub(super) async fn release_due(pool: &SqlitePool, lane: Lane, max_ready: u32) -> Result<Vec<(i64, String)>> {
-    let mut tx = pool.begin().await?;
-    let (released,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM job_backlog WHERE lane = ?1 AND state = 'released'",
-    )
-    .bind(lane.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    let room = i64::from(max_ready) - released;
-    if room <= 0 {
-        return Ok(vec![]);
-    }
-    let rows = sqlx::query_as(
-        concat!(
+    // One statement, so it starts as a write: a read-then-write transaction fails with
+    // SQLITE_BUSY_SNAPSHOT when another writer commits in between, whatever the busy timeout.
+    let rows = sqlx::query_as(concat!(
         "UPDATE job_backlog SET state = 'released', updated_at = ", now_ms!(), "
          WHERE id IN (SELECT id FROM job_backlog
-                      WHERE lane = ?1 AND state = 'queued'
-                        AND run_at <= ", now_ms!(), "
-                      ORDER BY run_at, id LIMIT ?2)
+                      WHERE lane = ?1 AND state = 'queued' AND run_at <= ", now_ms!(), "
+                      ORDER BY run_at, id
+                      LIMIT max(0, ?2 - (SELECT count(*) FROM job_backlog WHERE lane = ?1 AND state = 'released')))
          RETURNING id, payload"
-    ),
-    )
+    ))
     .bind(lane.as_str())
-    .bind(room)
-    .fetch_all(&mut *tx)
+    .bind(i64::from(max_ready))
+    .fetch_all(pool)
     .await?;
-    tx.commit().await?;
     Ok(rows)
 }
 
