@@ -86,6 +86,10 @@ impl ChannelSettings {
         if self.provider_timeout_ms == 0 {
             return Err(bad("HEJNAL_PROVIDER_TIMEOUT_MS", "must be greater than 0"));
         }
+        if self.push_allow_local && self.environment == Environment::Production {
+            // Residents choose push endpoints; in production they must not reach our own network.
+            return Err(bad("HEJNAL_PUSH_ALLOW_LOCAL", "must not be true in production"));
+        }
         let sms = sms::SmsSettings::parse(self)?.is_some();
         let email = email::EmailSettings::parse(self)?.is_some();
         let push = push::PushSettings::parse(self)?.is_some();
@@ -157,6 +161,12 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("relay.example:587"), "{shown}");
+    }
+
+    #[test]
+    fn production_refuses_local_push_endpoints() {
+        let s = ChannelSettings { environment: Environment::Production, push_allow_local: true, ..ChannelSettings::default() };
+        assert_eq!(s.check().unwrap_err().key, "HEJNAL_PUSH_ALLOW_LOCAL");
     }
 
     #[test]
