@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use hejnal_jobs::{QueueConfig, broker::redact};
 
+use crate::channels::ChannelSettings;
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -33,6 +35,18 @@ pub struct Settings {
     pub migrate_on_start: bool,
     pub log_format: String,
     pub log_level: String,
+    // Channels (see `crate::channels::ChannelSettings`).
+    pub environment: String,
+    pub sms_provider: Option<String>,
+    pub sms_url: Option<String>,
+    pub sms_token: Option<String>,
+    pub sms_sender: Option<String>,
+    pub smtp_url: Option<String>,
+    pub email_from: Option<String>,
+    pub vapid_private_key: Option<String>,
+    pub vapid_subject: Option<String>,
+    pub push_allow_local: bool,
+    pub provider_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -56,6 +70,17 @@ impl Default for Settings {
             migrate_on_start: true,
             log_format: "text".into(),
             log_level: "info".into(),
+            environment: "development".into(),
+            sms_provider: None,
+            sms_url: None,
+            sms_token: None,
+            sms_sender: None,
+            smtp_url: None,
+            email_from: None,
+            vapid_private_key: None,
+            vapid_subject: None,
+            push_allow_local: false,
+            provider_timeout_ms: ChannelSettings::default().provider_timeout_ms,
         }
     }
 }
@@ -71,6 +96,7 @@ pub struct Config {
     pub migrate_on_start: bool,
     pub log_json: bool,
     pub log_level: String,
+    pub channels: ChannelSettings,
 }
 
 /// A setting that is wrong: its environment name and what is wrong with it.
@@ -169,6 +195,7 @@ impl Config {
             "json" => true,
             other => return Err(wrong("log_format", format!("{other:?} is not one of text, json"))),
         };
+        let channels = channel_settings(&s)?;
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -190,8 +217,29 @@ impl Config {
             migrate_on_start: s.migrate_on_start,
             log_json,
             log_level: s.log_level,
+            channels,
         })
     }
+}
+
+/// The channel settings, checked; an empty value counts as unset.
+fn channel_settings(s: &Settings) -> Result<ChannelSettings, ConfigError> {
+    let set = |v: &Option<String>| v.as_ref().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let channels = ChannelSettings {
+        environment: s.environment.parse().map_err(|reason: String| wrong("environment", reason))?,
+        sms_provider: set(&s.sms_provider),
+        sms_url: set(&s.sms_url),
+        sms_token: set(&s.sms_token),
+        sms_sender: set(&s.sms_sender),
+        smtp_url: set(&s.smtp_url),
+        email_from: set(&s.email_from),
+        vapid_private_key: set(&s.vapid_private_key),
+        vapid_subject: set(&s.vapid_subject),
+        push_allow_local: s.push_allow_local,
+        provider_timeout_ms: s.provider_timeout_ms,
+    };
+    channels.check()?;
+    Ok(channels)
 }
 
 fn parse_public_url(raw: &str) -> Result<url::Url, ConfigError> {
@@ -226,6 +274,7 @@ impl fmt::Debug for Config {
             .field("queue_prefix", &self.queue.prefix)
             .field("queue_max_ready", &self.queue.max_ready)
             .field("log_json", &self.log_json)
+            .field("channels", &self.channels)
             .finish_non_exhaustive()
     }
 }
@@ -281,6 +330,20 @@ mod tests {
             assert!(!shown.contains("hunter2") && !shown.contains("sekret"), "{shown}");
             assert!(shown.contains("db/hejnal"), "{shown}");
         }
+    }
+
+    #[test]
+    fn channel_settings_are_checked_and_named_by_their_variable() {
+        let s = Settings { environment: "staging".into(), ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_ENVIRONMENT");
+        let s = Settings { sms_provider: Some("pigeon".into()), ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_SMS_PROVIDER");
+        let s = Settings { environment: "production".into(), ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_SMS_PROVIDER");
+        let s = Settings { sms_provider: Some("  ".into()), sms_token: Some("t0ken".into()), ..Settings::default() };
+        let c = Config::from_settings(s).unwrap();
+        assert_eq!(c.channels.sms_provider, None);
+        assert!(!format!("{c:?}").contains("t0ken"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - `config`: layered settings, checked at start.
 //! - `store`: SQLite and PostgreSQL behind one interface.
+//! - `channels`: SMS, email and web push adapters behind one trait, and the dev outbox.
 //! - `http`: the API (axum), its errors, health and metrics.
 //! - `worker`: what each queued job does.
 //! - `app`: wiring of one process role (serve, api, worker).
@@ -12,6 +13,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod http;

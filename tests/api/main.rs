@@ -2,7 +2,9 @@
 //! port 0 and the `hejnal` binary as child processes.
 
 mod helpers;
+mod sinks;
 
+mod channels;
 mod cli;
 mod http;
 mod processes;

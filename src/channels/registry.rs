@@ -1,0 +1,89 @@
+//! The three channels of a process, built from its settings. A channel without a provider goes
+//! to the dev outbox, which start-up logs loudly and `/readyz` reports; in production that is a
+//! configuration error instead (see `ChannelSettings::check`).
+
+use std::{fmt, sync::Arc};
+
+use super::{
+    Channel, ChannelKind, DevOutbox,
+    email::{EmailChannel, EmailSettings},
+    http,
+    push::{PushChannel, PushSettings},
+    settings::{ChannelSettings, bad, required_for},
+    sms::{SmsChannel, SmsSettings},
+};
+use crate::config::ConfigError;
+
+#[derive(Clone)]
+pub struct Channels {
+    pub sms: Arc<dyn Channel>,
+    pub email: Arc<dyn Channel>,
+    pub push: Arc<dyn Channel>,
+    outbox: Option<Arc<DevOutbox>>,
+}
+
+impl Channels {
+    /// Build every channel. Nothing is contacted yet: providers are reached on the first send.
+    pub fn from_config(settings: &ChannelSettings) -> Result<Channels, ConfigError> {
+        settings.check()?;
+        let timeout = settings.provider_timeout();
+        let mut outbox: Option<Arc<DevOutbox>> = None;
+        let mut dev = |kind: ChannelKind| -> Arc<dyn Channel> {
+            let shared = outbox.get_or_insert_with(|| Arc::new(DevOutbox::new(kind)));
+            Arc::new(shared.for_kind(kind))
+        };
+        let sms: Arc<dyn Channel> = match SmsSettings::parse(settings)? {
+            Some(sms) => {
+                let client = http::client(timeout).map_err(|e| client_error(ChannelKind::Sms, e))?;
+                Arc::new(SmsChannel::new(sms, client))
+            }
+            None => dev(ChannelKind::Sms),
+        };
+        let email: Arc<dyn Channel> = match EmailSettings::parse(settings)? {
+            Some(email) => Arc::new(EmailChannel::new(email, timeout)),
+            None => dev(ChannelKind::Email),
+        };
+        let push: Arc<dyn Channel> = match PushSettings::parse(settings)? {
+            Some(push) => Arc::new(PushChannel::new(push, timeout).map_err(|e| client_error(ChannelKind::Push, e))?),
+            None => dev(ChannelKind::Push),
+        };
+        Ok(Channels { sms, email, push, outbox })
+    }
+
+    /// Every channel to one dev outbox: for tests and tools that must not reach anyone.
+    pub fn dev_outbox() -> Channels {
+        Channels::from_config(&ChannelSettings::default()).expect("the default settings need no provider")
+    }
+
+    pub fn get(&self, kind: ChannelKind) -> &Arc<dyn Channel> {
+        match kind {
+            ChannelKind::Sms => &self.sms,
+            ChannelKind::Email => &self.email,
+            ChannelKind::Push => &self.push,
+        }
+    }
+
+    /// The channels that only record into the dev outbox (empty when all have providers).
+    pub fn dev_outbox_channels(&self) -> Vec<ChannelKind> {
+        ChannelKind::ALL.into_iter().filter(|&kind| self.get(kind).name() == "dev-outbox").collect()
+    }
+
+    /// The dev outbox, when any channel uses it; its `list()` shows every channel's messages.
+    pub fn outbox(&self) -> Option<Arc<DevOutbox>> {
+        self.outbox.clone()
+    }
+}
+
+fn client_error(kind: ChannelKind, e: reqwest::Error) -> ConfigError {
+    bad(required_for(kind), format!("the HTTP client for {kind} could not be built: {e}"))
+}
+
+impl fmt::Debug for Channels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channels")
+            .field("sms", &self.sms.name())
+            .field("email", &self.email.name())
+            .field("push", &self.push.name())
+            .finish()
+    }
+}

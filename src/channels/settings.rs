@@ -1,0 +1,177 @@
+//! What the channel adapters are configured with. The fields mirror the flat `Settings` of
+//! `crate::config` (environment names `HEJNAL_<FIELD>`); `Config::from_settings` copies them here
+//! and calls [`ChannelSettings::check`], so a wrong value stops the process at start.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use hejnal_jobs::broker::redact;
+
+use crate::config::ConfigError;
+
+use super::{ChannelKind, email, push, sms};
+
+/// Where the process runs. In production every channel needs a real provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+impl FromStr for Environment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "development" => Ok(Environment::Development),
+            "production" => Ok(Environment::Production),
+            other => Err(format!("{other:?} is not one of development, production")),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChannelSettings {
+    /// `HEJNAL_ENVIRONMENT`.
+    pub environment: Environment,
+    /// `HEJNAL_SMS_PROVIDER`: `webhook`, `smsapi` or `twilio`; unset means the dev outbox.
+    pub sms_provider: Option<String>,
+    /// `HEJNAL_SMS_URL`: the webhook's URL, or the base URL of SMSAPI or Twilio.
+    pub sms_url: Option<String>,
+    /// `HEJNAL_SMS_TOKEN` (secret): a bearer token; for Twilio `AccountSid:AuthToken`.
+    pub sms_token: Option<String>,
+    /// `HEJNAL_SMS_SENDER`: the sender name or number.
+    pub sms_sender: Option<String>,
+    /// `HEJNAL_SMTP_URL`: `smtp://[user:password@]host[:port][?tls=required|opportunistic]` or
+    /// `smtps://…`; unset means the dev outbox.
+    pub smtp_url: Option<String>,
+    /// `HEJNAL_EMAIL_FROM`: `Name <address>` or a bare address.
+    pub email_from: Option<String>,
+    /// `HEJNAL_VAPID_PRIVATE_KEY` (secret): base64url of the P-256 scalar (`hejnal vapid-keygen`);
+    /// unset means the dev outbox.
+    pub vapid_private_key: Option<String>,
+    /// `HEJNAL_VAPID_SUBJECT`: `mailto:…` or an `https://` URL push services can reach us at.
+    pub vapid_subject: Option<String>,
+    /// `HEJNAL_PUSH_ALLOW_LOCAL`: also allow `http://` and local push endpoints (tests, dev).
+    pub push_allow_local: bool,
+    /// `HEJNAL_PROVIDER_TIMEOUT_MS`: the longest one provider request may take, end to end.
+    pub provider_timeout_ms: u64,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            environment: Environment::Development,
+            sms_provider: None,
+            sms_url: None,
+            sms_token: None,
+            sms_sender: None,
+            smtp_url: None,
+            email_from: None,
+            vapid_private_key: None,
+            vapid_subject: None,
+            push_allow_local: false,
+            provider_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ChannelSettings {
+    pub fn provider_timeout(&self) -> Duration {
+        Duration::from_millis(self.provider_timeout_ms)
+    }
+
+    /// Check every channel setting without connecting anywhere; the first wrong one is reported.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.provider_timeout_ms == 0 {
+            return Err(bad("HEJNAL_PROVIDER_TIMEOUT_MS", "must be greater than 0"));
+        }
+        if self.push_allow_local && self.environment == Environment::Production {
+            // Residents choose push endpoints; in production they must not reach our own network.
+            return Err(bad("HEJNAL_PUSH_ALLOW_LOCAL", "must not be true in production"));
+        }
+        let sms = sms::SmsSettings::parse(self)?.is_some();
+        let email = email::EmailSettings::parse(self)?.is_some();
+        let push = push::PushSettings::parse(self)?.is_some();
+        for (kind, configured) in [(ChannelKind::Sms, sms), (ChannelKind::Email, email), (ChannelKind::Push, push)] {
+            if !configured && self.environment == Environment::Production {
+                return Err(bad(
+                    required_for(kind),
+                    format!("must be set in production; without it {kind} messages would only reach the dev outbox"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The variable that turns a channel from the dev outbox into a real provider.
+pub(crate) fn required_for(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Sms => "HEJNAL_SMS_PROVIDER",
+        ChannelKind::Email => "HEJNAL_SMTP_URL",
+        ChannelKind::Push => "HEJNAL_VAPID_PRIVATE_KEY",
+    }
+}
+
+/// A wrong channel setting, named by its environment variable.
+pub(crate) fn bad(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.into(), reason: reason.into() }
+}
+
+/// A setting another one needs.
+pub(crate) fn needed<'a>(value: &'a Option<String>, key: &str, by: &str) -> Result<&'a str, ConfigError> {
+    value.as_deref().ok_or_else(|| bad(key, format!("must be set when {by} is set")))
+}
+
+// Secrets (the SMS token, the SMTP password, the VAPID key) never reach logs through Debug.
+impl fmt::Debug for ChannelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("ChannelSettings")
+            .field("environment", &self.environment)
+            .field("sms_provider", &self.sms_provider)
+            .field("sms_url", &self.sms_url.as_deref().map(redact))
+            .field("sms_token", &hidden(&self.sms_token))
+            .field("sms_sender", &self.sms_sender)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact))
+            .field("email_from", &self.email_from)
+            .field("vapid_private_key", &hidden(&self.vapid_private_key))
+            .field("vapid_subject", &self.vapid_subject)
+            .field("push_allow_local", &self.push_allow_local)
+            .field("provider_timeout_ms", &self.provider_timeout_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let s = ChannelSettings {
+            sms_token: Some("tok-123".into()),
+            smtp_url: Some("smtp://mailer:hunter2@relay.example:587?tls=required".into()),
+            vapid_private_key: Some("c2VjcmV0LXNjYWxhcg".into()),
+            ..ChannelSettings::default()
+        };
+        let shown = format!("{s:?}");
+        for secret in ["tok-123", "hunter2", "c2VjcmV0LXNjYWxhcg"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("relay.example:587"), "{shown}");
+    }
+
+    #[test]
+    fn production_refuses_local_push_endpoints() {
+        let s = ChannelSettings { environment: Environment::Production, push_allow_local: true, ..ChannelSettings::default() };
+        assert_eq!(s.check().unwrap_err().key, "HEJNAL_PUSH_ALLOW_LOCAL");
+    }
+
+    #[test]
+    fn the_environment_is_development_or_production() {
+        assert_eq!("production".parse::<Environment>(), Ok(Environment::Production));
+        assert!("prod".parse::<Environment>().unwrap_err().contains("development, production"));
+    }
+}

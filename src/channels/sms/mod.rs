@@ -1,0 +1,228 @@
+//! SMS through an HTTP gateway: a generic webhook, or APIs shaped after SMSAPI.pl and Twilio.
+//! One shared `reqwest::Client` (keep-alive, the provider timeout) serves every send.
+
+mod smsapi;
+mod twilio;
+mod webhook;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use reqwest::{Client, RequestBuilder};
+use url::Url;
+
+use super::{
+    Address, Channel, ChannelKind, Message, SendError, Sent,
+    http::{Answer, transport_error},
+    settings::{ChannelSettings, bad, needed},
+    wrong_address,
+};
+use crate::config::ConfigError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProvider {
+    /// `POST {HEJNAL_SMS_URL}` with JSON `{to, text, reference, sender}`; answer `{"id": …}`.
+    Webhook,
+    /// `POST {base}/sms.do`, form fields, answer `{"count":1,"list":[{"id":…}]}` or `{"error":…}`.
+    Smsapi,
+    /// `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`, basic auth, answer `{"sid":…}`.
+    Twilio,
+}
+
+impl SmsProvider {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SmsProvider::Webhook => "webhook",
+            SmsProvider::Smsapi => "smsapi",
+            SmsProvider::Twilio => "twilio",
+        }
+    }
+
+    fn default_base(&self) -> Option<&'static str> {
+        match self {
+            SmsProvider::Webhook => None,
+            SmsProvider::Smsapi => Some("https://api.smsapi.pl"),
+            SmsProvider::Twilio => Some("https://api.twilio.com"),
+        }
+    }
+}
+
+impl FromStr for SmsProvider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "webhook" => Ok(SmsProvider::Webhook),
+            "smsapi" => Ok(SmsProvider::Smsapi),
+            "twilio" => Ok(SmsProvider::Twilio),
+            other => Err(format!("{other:?} is not one of webhook, smsapi, twilio")),
+        }
+    }
+}
+
+/// The SMS settings, checked.
+pub(crate) struct SmsSettings {
+    provider: SmsProvider,
+    endpoint: Url,
+    auth: Auth,
+    sender: String,
+}
+
+enum Auth {
+    None,
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl SmsSettings {
+    /// `None` when no provider is set (the dev outbox takes SMS).
+    pub(crate) fn parse(s: &ChannelSettings) -> Result<Option<SmsSettings>, ConfigError> {
+        let Some(name) = &s.sms_provider else { return Ok(None) };
+        let provider: SmsProvider = name.parse().map_err(|e| bad("HEJNAL_SMS_PROVIDER", e))?;
+        let by = "HEJNAL_SMS_PROVIDER";
+        let sender = needed(&s.sms_sender, "HEJNAL_SMS_SENDER", by)?.to_owned();
+        let base = match (&s.sms_url, provider.default_base()) {
+            (Some(url), _) => url.as_str(),
+            (None, Some(default)) => default,
+            (None, None) => return Err(bad("HEJNAL_SMS_URL", format!("must be set when {by} is webhook"))),
+        };
+        let base = Url::parse(base).map_err(|e| bad("HEJNAL_SMS_URL", format!("is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad("HEJNAL_SMS_URL", "must start with http:// or https://"));
+        }
+        let (endpoint, auth) = match provider {
+            SmsProvider::Webhook => (base, s.sms_token.clone().map_or(Auth::None, Auth::Bearer)),
+            SmsProvider::Smsapi => {
+                let token = needed(&s.sms_token, "HEJNAL_SMS_TOKEN", by)?;
+                (join(&base, "sms.do")?, Auth::Bearer(token.to_owned()))
+            }
+            SmsProvider::Twilio => {
+                let token = needed(&s.sms_token, "HEJNAL_SMS_TOKEN", by)?;
+                let (sid, secret) = token
+                    .split_once(':')
+                    .filter(|(sid, secret)| !sid.is_empty() && !secret.is_empty())
+                    .ok_or_else(|| bad("HEJNAL_SMS_TOKEN", "must be AccountSid:AuthToken for twilio"))?;
+                let path = format!("2010-04-01/Accounts/{sid}/Messages.json");
+                (join(&base, &path)?, Auth::Basic { user: sid.into(), password: secret.into() })
+            }
+        };
+        Ok(Some(SmsSettings { provider, endpoint, auth, sender }))
+    }
+}
+
+/// `base` + `path`, keeping any path the base already has (a gateway behind a prefix).
+fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(path).map_err(|e| bad("HEJNAL_SMS_URL", format!("cannot be joined with {path}: {e}")))
+}
+
+/// The SMS channel on one provider.
+pub struct SmsChannel {
+    settings: SmsSettings,
+    client: Client,
+}
+
+impl SmsChannel {
+    pub(crate) fn new(settings: SmsSettings, client: Client) -> SmsChannel {
+        SmsChannel { settings, client }
+    }
+
+    fn post(&self) -> RequestBuilder {
+        let request = self.client.post(self.settings.endpoint.clone());
+        match &self.settings.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for SmsChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+
+    fn name(&self) -> &str {
+        self.settings.provider.as_str()
+    }
+
+    async fn send(&self, to: &Address, msg: &Message) -> Result<Sent, SendError> {
+        let Address::Phone(phone) = to else { return Err(wrong_address(ChannelKind::Sms, to)) };
+        check_e164(phone)?;
+        let sender = &self.settings.sender;
+        let request = match self.settings.provider {
+            SmsProvider::Webhook => webhook::request(self.post(), phone, sender, msg),
+            SmsProvider::Smsapi => smsapi::request(self.post(), phone, sender, msg),
+            SmsProvider::Twilio => twilio::request(self.post(), phone, sender, msg),
+        };
+        let answer = Answer::read(request.send().await.map_err(transport_error)?).await?;
+        match self.settings.provider {
+            SmsProvider::Webhook => webhook::answer(&answer),
+            SmsProvider::Smsapi => smsapi::answer(&answer, &msg.reference),
+            SmsProvider::Twilio => twilio::answer(&answer),
+        }
+    }
+}
+
+/// A number the gateway could never deliver to is refused before any request: `+` and 7 to 15
+/// digits, no leading zero (E.164).
+fn check_e164(phone: &str) -> Result<(), SendError> {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok { Ok(()) } else { Err(SendError::Permanent(format!("{phone:?} is not an E.164 number like +48601234567"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(provider: &str, url: Option<&str>, token: Option<&str>) -> ChannelSettings {
+        ChannelSettings {
+            sms_provider: Some(provider.into()),
+            sms_url: url.map(Into::into),
+            sms_token: token.map(Into::into),
+            sms_sender: Some("KRAKOW".into()),
+            ..ChannelSettings::default()
+        }
+    }
+
+    fn endpoint(s: &ChannelSettings) -> String {
+        SmsSettings::parse(s).unwrap().unwrap().endpoint.to_string()
+    }
+
+    #[test]
+    fn provider_endpoints_are_built_from_the_base_url() {
+        assert_eq!(endpoint(&settings("smsapi", None, Some("t"))), "https://api.smsapi.pl/sms.do");
+        assert_eq!(endpoint(&settings("smsapi", Some("http://gw:8080/api"), Some("t"))), "http://gw:8080/api/sms.do");
+        assert_eq!(
+            endpoint(&settings("twilio", None, Some("AC12:secret"))),
+            "https://api.twilio.com/2010-04-01/Accounts/AC12/Messages.json"
+        );
+        assert_eq!(endpoint(&settings("webhook", Some("http://gw/send"), None)), "http://gw/send");
+    }
+
+    #[test]
+    fn wrong_sms_settings_name_their_variable() {
+        let key = |s: ChannelSettings| SmsSettings::parse(&s).err().unwrap().key;
+        assert_eq!(key(settings("nexmo", None, None)), "HEJNAL_SMS_PROVIDER");
+        assert_eq!(key(settings("webhook", None, None)), "HEJNAL_SMS_URL");
+        assert_eq!(key(settings("webhook", Some("ftp://gw"), None)), "HEJNAL_SMS_URL");
+        assert_eq!(key(settings("smsapi", None, None)), "HEJNAL_SMS_TOKEN");
+        assert_eq!(key(settings("twilio", None, Some("no-colon"))), "HEJNAL_SMS_TOKEN");
+        assert_eq!(key(ChannelSettings { sms_sender: None, ..settings("smsapi", None, Some("t")) }), "HEJNAL_SMS_SENDER");
+    }
+
+    #[test]
+    fn only_e164_numbers_are_sent() {
+        assert!(check_e164("+48601234567").is_ok());
+        for wrong in ["48601234567", "+48 601 234 567", "+0601234567", "+48", "+4860123456789012", ""] {
+            assert!(matches!(check_e164(wrong), Err(SendError::Permanent(_))), "{wrong}");
+        }
+    }
+}
