@@ -148,6 +148,18 @@ async fn an_unreachable_smtp_server_is_transient() {
 }
 
 #[tokio::test]
+async fn tls_that_cannot_be_had_is_transient_and_nothing_goes_out_in_clear() {
+    let sink = SmtpSink::start().await;
+    let port = sink.url().rsplit(':').next().unwrap().to_owned();
+    for url in [format!("smtps://127.0.0.1:{port}"), format!("smtp://127.0.0.1:{port}?tls=required")] {
+        let settings = ChannelSettings { smtp_url: Some(url.clone()), ..email_settings(&sink) };
+        let result = channels(settings).email.send(&email_to("jan@example.com"), &Message::new("r", "s", "t")).await;
+        assert!(matches!(result, Err(SendError::Transient(_))), "{url}: {result:?}");
+    }
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test]
 async fn emails_sent_one_after_another_reuse_one_pooled_connection() {
     let sink = SmtpSink::start().await;
     let email = channels(email_settings(&sink)).email;
