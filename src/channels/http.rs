@@ -37,8 +37,10 @@ pub(crate) fn builder(timeout: Duration) -> ClientBuilder {
 }
 
 /// A request that got no HTTP answer. A timeout or a failed connection may succeed later; a
-/// request we could not even build will not.
+/// request we could not even build will not. The URL is left out of the text: push endpoints
+/// are capabilities, and some gateways take credentials in the query.
 pub(crate) fn transport_error(e: reqwest::Error) -> SendError {
+    let e = e.without_url();
     if e.is_builder() {
         return SendError::Permanent(format!("request could not be built: {e}"));
     }

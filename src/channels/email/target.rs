@@ -32,17 +32,17 @@ use tokio::{
 use tokio_rustls::{TlsConnector, client::TlsStream, rustls};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
-    None,
+enum Security {
+    Plain,
     StartTls { required: bool },
-    Implicit,
+    ImplicitTls,
 }
 
 #[derive(Clone)]
 pub(crate) struct SmtpTarget {
     host: String,
     port: u16,
-    tls: Tls,
+    security: Security,
     credentials: Option<Credentials>,
     hello: ClientId,
 }
@@ -60,12 +60,12 @@ impl SmtpTarget {
                 other => return Err(format!("has an unknown parameter {other:?} (only tls is known)")),
             }
         }
-        let (tls, default_port) = match (url.scheme(), tls_param.as_deref()) {
-            ("smtp", None) => (Tls::None, 25),
-            ("smtp", Some("required" | "starttls")) => (Tls::StartTls { required: true }, 587),
-            ("smtp", Some("opportunistic")) => (Tls::StartTls { required: false }, 587),
+        let (security, default_port) = match (url.scheme(), tls_param.as_deref()) {
+            ("smtp", None) => (Security::Plain, 25),
+            ("smtp", Some("required" | "starttls")) => (Security::StartTls { required: true }, 587),
+            ("smtp", Some("opportunistic")) => (Security::StartTls { required: false }, 587),
             ("smtp", Some(other)) => return Err(format!("has tls={other:?}; use required, starttls or opportunistic")),
-            ("smtps", None) => (Tls::Implicit, 465),
+            ("smtps", None) => (Security::ImplicitTls, 465),
             ("smtps", Some(_)) => return Err("is smtps:// (TLS from the start); leave out tls=".into()),
             (other, _) => return Err(format!("has scheme {other:?}; use smtp:// or smtps://")),
         };
@@ -76,7 +76,7 @@ impl SmtpTarget {
         };
         let name = url.path().trim_matches('/');
         let hello = if name.is_empty() { ClientId::default() } else { ClientId::Domain(name.to_owned()) };
-        Ok(SmtpTarget { host, port: url.port().unwrap_or(default_port), tls, credentials, hello })
+        Ok(SmtpTarget { host, port: url.port().unwrap_or(default_port), security, credentials, hello })
     }
 
     /// Connect, greet, secure and authenticate: a connection ready for a transaction.
@@ -86,18 +86,18 @@ impl SmtpTarget {
             .await
             .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
         tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-        let stream: Box<dyn AsyncTokioStream> = match self.tls {
-            Tls::Implicit => Box::new(self.wrap_tls(tcp).await?),
+        let stream: Box<dyn AsyncTokioStream> = match self.security {
+            Security::ImplicitTls => Box::new(self.wrap_tls(tcp).await?),
             _ => Box::new(tcp),
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(|e| format!("greeting failed: {e}"))?;
-        if let Tls::StartTls { required } = self.tls {
-            if required || conn.can_starttls() {
-                let parameters = TlsParameters::new(self.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
-                conn.starttls(parameters, &self.hello).await.map_err(|e| format!("STARTTLS failed: {e}"))?;
-            }
+        if let Security::StartTls { required } = self.security
+            && (required || conn.can_starttls())
+        {
+            let parameters = TlsParameters::new(self.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
+            conn.starttls(parameters, &self.hello).await.map_err(|e| format!("STARTTLS failed: {e}"))?;
         }
         if let Some(credentials) = &self.credentials {
             conn.auth(DEFAULT_MECHANISMS, credentials).await.map_err(|e| format!("authentication failed: {e}"))?;
@@ -184,20 +184,20 @@ impl AsyncWrite for TlsTcp {
 mod tests {
     use super::*;
 
-    fn parsed(url: &str) -> (String, u16, Tls, Option<String>) {
+    fn parsed(url: &str) -> (String, u16, Security, Option<String>) {
         let t = SmtpTarget::parse(url).unwrap();
-        (t.host, t.port, t.tls, t.credentials.map(|_| "creds".to_owned()))
+        (t.host, t.port, t.security, t.credentials.map(|_| "creds".to_owned()))
     }
 
     #[test]
     fn smtp_urls_choose_port_and_tls_like_lettre() {
-        assert_eq!(parsed("smtp://127.0.0.1:2525"), ("127.0.0.1".into(), 2525, Tls::None, None));
-        assert_eq!(parsed("smtp://relay.example"), ("relay.example".into(), 25, Tls::None, None));
+        assert_eq!(parsed("smtp://127.0.0.1:2525"), ("127.0.0.1".into(), 2525, Security::Plain, None));
+        assert_eq!(parsed("smtp://relay.example"), ("relay.example".into(), 25, Security::Plain, None));
         assert_eq!(
             parsed("smtp://u:p%40ss@relay.example?tls=starttls"),
-            ("relay.example".into(), 587, Tls::StartTls { required: true }, Some("creds".into()))
+            ("relay.example".into(), 587, Security::StartTls { required: true }, Some("creds".into()))
         );
-        assert_eq!(parsed("smtp://relay.example?tls=opportunistic").2, Tls::StartTls { required: false });
+        assert_eq!(parsed("smtp://relay.example?tls=opportunistic").2, Security::StartTls { required: false });
         assert_eq!(parsed("smtps://relay.example").1, 465);
         assert_eq!(parsed("smtp://[::1]:25").0, "::1");
     }

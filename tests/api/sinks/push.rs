@@ -187,7 +187,7 @@ fn verify_vapid(authorization: &str, origin: &str) -> Result<(String, serde_json
     if exp <= now || exp > now + 24 * 3600 {
         return Err(format!("exp {exp} is not within the next 24 hours"));
     }
-    if !claims["sub"].as_str().is_some_and(|s| !s.is_empty()) {
+    if claims["sub"].as_str().is_none_or(str::is_empty) {
         return Err("no sub".into());
     }
     Ok((token, claims))

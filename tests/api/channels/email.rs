@@ -1,0 +1,120 @@
+//! Email through the SMTP pool to a real SMTP server.
+
+use std::time::{Duration, Instant};
+
+use hejnal::channels::{ChannelSettings, Message, SendError};
+
+use super::{channels, email_settings, email_to};
+use crate::sinks::smtp::{Act, SmtpSink, Stage};
+
+
+#[tokio::test]
+async fn an_email_arrives_multipart_with_both_parts_one_click_unsubscribe_and_the_reference() {
+    let sink = SmtpSink::start().await;
+    let email = channels(email_settings(&sink)).email;
+    let mut msg = Message::new("0190a6b2-7c1e-7d3a-9f00-1234567890ab", "Water returns at 18:00", "Water is back in Podgorze at 18:00.");
+    msg.html = Some("<p>Water is back in <b>Podgorze</b> at 18:00.</p>".into());
+    msg.unsubscribe_url = Some("https://hejnal.example/u/tok-1".into());
+
+    let sent = email.send(&email_to("jan@example.com"), &msg).await.unwrap();
+
+    let mail = sink.received().pop().expect("one email");
+    assert_eq!((mail.mail_from.as_str(), mail.rcpt_to.as_slice()), ("noreply@krakow.pl", &["jan@example.com".to_owned()][..]));
+    assert!(mail.header("Content-Type").unwrap().starts_with("multipart/alternative"), "{}", mail.data);
+    assert!(mail.data.contains("Content-Type: text/plain") && mail.data.contains("Water is back in Podgorze at 18:00."));
+    assert!(mail.data.contains("Content-Type: text/html") && mail.data.contains("<b>Podgorze</b>"));
+    assert_eq!(mail.header("List-Unsubscribe").as_deref(), Some("<https://hejnal.example/u/tok-1>"));
+    assert_eq!(mail.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+    assert_eq!(mail.header("Message-ID").as_deref(), Some("<0190a6b2-7c1e-7d3a-9f00-1234567890ab@krakow.pl>"));
+    assert_eq!(sent.provider_id, "0190a6b2-7c1e-7d3a-9f00-1234567890ab@krakow.pl");
+}
+
+#[tokio::test]
+async fn an_email_without_html_or_unsubscribe_link_is_plain_text_without_those_headers() {
+    let sink = SmtpSink::start().await;
+    let email = channels(email_settings(&sink)).email;
+    email.send(&email_to("jan@example.com"), &Message::new("ref-plain", "Hello", "Just text.")).await.unwrap();
+    let mail = sink.received().pop().unwrap();
+    assert!(mail.header("Content-Type").unwrap().starts_with("text/plain"), "{}", mail.data);
+    assert_eq!(mail.header("List-Unsubscribe"), None);
+    assert_eq!(mail.header("List-Unsubscribe-Post"), None);
+}
+
+#[tokio::test]
+async fn a_subject_with_cr_lf_does_not_inject_a_header() {
+    let sink = SmtpSink::start().await;
+    let email = channels(email_settings(&sink)).email;
+    let msg = Message::new("ref-inject", "Alert\r\nBcc: evil@example.com\r\nX-Evil: 1", "text");
+    email.send(&email_to("jan@example.com"), &msg).await.unwrap();
+    let mail = sink.received().pop().unwrap();
+    assert_eq!(mail.rcpt_to, vec!["jan@example.com".to_owned()]);
+    assert_eq!(mail.header("Bcc"), None, "{}", mail.data);
+    assert_eq!(mail.header("X-Evil"), None, "{}", mail.data);
+    assert!(mail.header("Subject").unwrap().starts_with("Alert"), "{}", mail.data);
+}
+
+#[tokio::test]
+async fn smtp_451_is_transient_and_550_is_permanent() {
+    let sink = SmtpSink::start().await;
+    let email = channels(email_settings(&sink)).email;
+    let to = email_to("jan@example.com");
+    let msg = Message::new("ref-smtp", "s", "t");
+
+    sink.script(Stage::Mail, Act::Reply(451));
+    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Transient(_))));
+    email.send(&to, &msg).await.expect("the next attempt goes through");
+
+    sink.script(Stage::Rcpt, Act::Reply(550));
+    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Permanent(_))));
+    sink.script(Stage::EndOfData, Act::Reply(554));
+    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Permanent(_))));
+    sink.script(Stage::EndOfData, Act::Reply(452));
+    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Transient(_))));
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_smtp_server_is_transient_within_the_timeout() {
+    let sink = SmtpSink::start().await;
+    let email = channels(ChannelSettings { provider_timeout_ms: 400, ..email_settings(&sink) }).email;
+    sink.script(Stage::EndOfData, Act::Stall(Duration::from_secs(5)));
+    let started = Instant::now();
+    let result = email.send(&email_to("jan@example.com"), &Message::new("ref-stall", "s", "t")).await;
+    assert!(matches!(result, Err(SendError::Transient(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_unreachable_smtp_server_is_transient() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let settings = ChannelSettings {
+        smtp_url: Some(format!("smtp://{closed}")),
+        email_from: Some("noreply@krakow.pl".into()),
+        ..ChannelSettings::default()
+    };
+    let result = channels(settings).email.send(&email_to("jan@example.com"), &Message::new("r", "s", "t")).await;
+    assert!(matches!(result, Err(SendError::Transient(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn tls_that_cannot_be_had_is_transient_and_nothing_goes_out_in_clear() {
+    let sink = SmtpSink::start().await;
+    let port = sink.url().rsplit(':').next().unwrap().to_owned();
+    for url in [format!("smtps://127.0.0.1:{port}"), format!("smtp://127.0.0.1:{port}?tls=required")] {
+        let settings = ChannelSettings { smtp_url: Some(url.clone()), ..email_settings(&sink) };
+        let result = channels(settings).email.send(&email_to("jan@example.com"), &Message::new("r", "s", "t")).await;
+        assert!(matches!(result, Err(SendError::Transient(_))), "{url}: {result:?}");
+    }
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test]
+async fn emails_sent_one_after_another_reuse_one_pooled_connection() {
+    let sink = SmtpSink::start().await;
+    let email = channels(email_settings(&sink)).email;
+    for i in 0..5 {
+        email.send(&email_to("jan@example.com"), &Message::new(format!("ref-{i}"), "s", "t")).await.unwrap();
+    }
+    assert_eq!(sink.received().len(), 5);
+    assert_eq!(sink.connections(), 1);
+}
