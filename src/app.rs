@@ -10,8 +10,12 @@ use tokio_util::sync::CancellationToken;
 use hejnal_jobs::Queue;
 
 use crate::{
+    channels::Channels,
     config::Config,
-    http::{self, AppState},
+    http::{self, AppState, ratelimit::PublicLimiter},
+    messages::Messages,
+    pages::Pages,
+    residents::{self, ResidentsCtx, secrets::LinkSigner},
     store::{self, DynStore},
     worker::Handlers,
 };
@@ -52,8 +56,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     Ok(store)
 }
 
+/// Channels, templates and link keys: what resident work needs, built once per process.
+pub async fn build_residents(config: &Config, store: &DynStore) -> anyhow::Result<residents::SharedResidents> {
+    let channels = Channels::from_config(&config.channels)?;
+    let dev = channels.dev_outbox_channels();
+    if !dev.is_empty() {
+        let names: Vec<&str> = dev.iter().map(|k| k.as_str()).collect();
+        tracing::warn!(channels = ?names, "NO PROVIDER for these channels: messages are only RECORDED in the dev outbox (/dev/outbox), NOT DELIVERED");
+    }
+    let key = residents::link_key(store, config.secret_key.as_deref()).await.context("cannot read the link key")?;
+    Ok(Arc::new(ResidentsCtx {
+        store: store.clone(),
+        channels,
+        messages: Messages::new(),
+        links: LinkSigner::new(&key),
+        public_url: config.public_url.clone(),
+        sms_daily_budget: config.sms_daily_budget,
+    }))
+}
+
 impl Application {
-    pub async fn build(config: Config, role: Role) -> anyhow::Result<Application> {
+    pub async fn build(mut config: Config, role: Role) -> anyhow::Result<Application> {
         // Install the recorder before anything counts, or early counts go nowhere.
         crate::telemetry::metrics_handle();
         let store = open_store(&config).await?;
@@ -64,11 +87,18 @@ impl Application {
             let listener = TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("cannot listen on HEJNAL_LISTEN={}", config.listen))?;
+            // A public URL defaulted from `127.0.0.1:0` must carry the port actually bound, or
+            // every link in every message would point nowhere.
+            if config.public_url.port() == Some(0) {
+                let _ = config.public_url.set_port(Some(listener.local_addr()?.port()));
+            }
             Some(listener)
         } else {
             None
         };
-        let state = AppState { config: Arc::new(config), store, queue };
+        let residents = build_residents(&config, &store).await?;
+        let limiter = PublicLimiter::new(config.public_rate_per_minute, config.public_rate_burst);
+        let state = AppState { config: Arc::new(config), store, queue, residents, pages: Arc::new(Pages::new()), limiter };
         Ok(Application { role, listener, state, stop: CancellationToken::new() })
     }
 
@@ -96,11 +126,13 @@ impl Application {
             let public_url = state.config.public_url.clone();
             tokio::spawn(async move {
                 tracing::info!(addr = %listener.local_addr()?, %public_url, "HTTP listening");
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
             })
         });
         if role.runs_workers() {
-            let handlers = Arc::new(Handlers { store: state.store.clone() });
+            tokio::spawn(schedule_housekeeping(state.queue.clone(), stop.clone()));
+            let handlers = Arc::new(Handlers { store: state.store.clone(), residents: state.residents.clone() });
             state.queue.run_workers(handlers, stop.clone()).await?;
         }
         if let Some(http) = http {
@@ -111,6 +143,22 @@ impl Application {
         let _ = pump.await;
         tracing::info!(?role, "stopped");
         Ok(())
+    }
+}
+
+/// Hourly: queue the purge of unverified sign-ups. Several workers may queue it; running it
+/// twice deletes nothing twice.
+async fn schedule_housekeeping(queue: hejnal_jobs::Queue, stop: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let job = hejnal_jobs::NewJob::now(hejnal_jobs::Lane::Routine, hejnal_jobs::Job::PurgeUnverifiedV1);
+        if let Err(e) = queue.push(&[job]).await {
+            tracing::warn!(error = %e, "could not queue the purge of unverified sign-ups");
+        }
     }
 }
 

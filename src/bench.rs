@@ -30,9 +30,10 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<ExitCode> {
     let queue = Queue::connect(config.queue.clone(), store.backlog()).await?;
     let stop = CancellationToken::new();
     let pump = queue.spawn_pump(stop.clone());
+    let residents = app::build_residents(&config, &store).await?;
     let workers = {
         let (queue, stop) = (queue.clone(), stop.clone());
-        let handlers = Arc::new(Handlers { store: store.clone() });
+        let handlers = Arc::new(Handlers { store: store.clone(), residents });
         tokio::spawn(async move { queue.run_workers(handlers, stop).await })
     };
     eprintln!("bench: store={} queue={} jobs={} emergencies={}", store.backend(), hejnal_jobs::broker::redact(&config.queue.url), args.jobs, args.emergencies);

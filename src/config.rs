@@ -47,6 +47,15 @@ pub struct Settings {
     pub vapid_subject: Option<String>,
     pub push_allow_local: bool,
     pub provider_timeout_ms: u64,
+    // Residents.
+    /// ISO codes of the countries whose phone numbers are accepted, comma-separated.
+    pub sms_countries: String,
+    /// Verification SMS the city pays for in 24 hours, across all numbers (anti-pumping).
+    pub sms_daily_budget: u32,
+    pub public_rate_per_minute: u32,
+    pub public_rate_burst: u32,
+    /// Key of residents' preferences links; generated and kept in the database when unset.
+    pub secret_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -81,6 +90,11 @@ impl Default for Settings {
             vapid_subject: None,
             push_allow_local: false,
             provider_timeout_ms: ChannelSettings::default().provider_timeout_ms,
+            sms_countries: "PL".into(),
+            sms_daily_budget: 1000,
+            public_rate_per_minute: 60,
+            public_rate_burst: 20,
+            secret_key: None,
         }
     }
 }
@@ -97,6 +111,11 @@ pub struct Config {
     pub log_json: bool,
     pub log_level: String,
     pub channels: ChannelSettings,
+    pub sms_countries: Vec<String>,
+    pub sms_daily_budget: u32,
+    pub public_rate_per_minute: u32,
+    pub public_rate_burst: u32,
+    pub secret_key: Option<String>,
 }
 
 /// A setting that is wrong: its environment name and what is wrong with it.
@@ -196,6 +215,21 @@ impl Config {
             other => return Err(wrong("log_format", format!("{other:?} is not one of text, json"))),
         };
         let channels = channel_settings(&s)?;
+        let sms_countries: Vec<String> = s.sms_countries.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect();
+        if sms_countries.is_empty() || sms_countries.iter().any(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic())) {
+            return Err(wrong("sms_countries", "must be two-letter country codes separated by commas, e.g. PL,UA"));
+        }
+        positive("sms_daily_budget", s.sms_daily_budget as u64)?;
+        positive("public_rate_per_minute", s.public_rate_per_minute as u64)?;
+        positive("public_rate_burst", s.public_rate_burst as u64)?;
+        let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
+        if let Some(k) = &secret_key {
+            if k.len() < 32 {
+                return Err(wrong("secret_key", "must be at least 32 characters"));
+            }
+        } else if channels.environment == crate::channels::Environment::Production {
+            return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
+        }
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -218,6 +252,11 @@ impl Config {
             log_json,
             log_level: s.log_level,
             channels,
+            sms_countries,
+            sms_daily_budget: s.sms_daily_budget,
+            public_rate_per_minute: s.public_rate_per_minute,
+            public_rate_burst: s.public_rate_burst,
+            secret_key,
         })
     }
 }

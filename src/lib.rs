@@ -4,6 +4,10 @@
 //! - `store`: SQLite and PostgreSQL behind one interface.
 //! - `channels`: SMS, email and web push adapters behind one trait, and the dev outbox.
 //! - `http`: the API (axum), its errors, health and metrics.
+//! - `domain`: types that parse (email, phone, language, quiet hours).
+//! - `residents`: sign-up, verification, preferences links, consent.
+//! - `channels`: SMS, email and web push adapters, and the dev outbox.
+//! - `messages`, `pages`: handlebars templates for messages and server-rendered pages.
 //! - `worker`: what each queued job does.
 //! - `app`: wiring of one process role (serve, api, worker).
 //! - `cli`: the `hejnal` command.
@@ -16,7 +20,11 @@ pub mod bench;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod http;
+pub mod messages;
+pub mod pages;
+pub mod residents;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

@@ -5,18 +5,29 @@ use std::{future::Future, pin::Pin, time::Duration};
 
 use hejnal_jobs::{HandlerError, Job, JobContext, JobHandler};
 
-use crate::store::DynStore;
+use crate::{
+    residents::{self, SharedResidents},
+    store::{DynStore, now_ms},
+};
 
 pub struct Handlers {
     pub store: DynStore,
+    pub residents: SharedResidents,
 }
 
 impl JobHandler for Handlers {
     fn handle(&self, job: Job, ctx: JobContext) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> {
         let store = self.store.clone();
+        let residents = self.residents.clone();
         Box::pin(async move {
             match job {
                 Job::ProbeV1 { probe_id, sleep_ms } => run_probe(&store, &probe_id.to_string(), sleep_ms, &ctx).await,
+                Job::VerifyContactV1 { contact_id } => residents::verify::run(&residents, contact_id).await,
+                Job::PurgeUnverifiedV1 => {
+                    let purged = store.purge_unverified(now_ms() - residents::UNVERIFIED_RETENTION_MS).await.map_err(transient)?;
+                    tracing::info!(purged, "unverified sign-ups purged");
+                    Ok(())
+                }
             }
         })
     }

@@ -12,6 +12,12 @@ pub enum Job {
     /// tests and `hejnal bench`; it touches nothing a resident sees.
     #[serde(rename = "probe.v1")]
     ProbeV1 { probe_id: Uuid, sleep_ms: u64 },
+    /// Send a contact its verification message (email link, SMS code or push welcome).
+    #[serde(rename = "verify_contact.v1")]
+    VerifyContactV1 { contact_id: i64 },
+    /// Forget sign-ups never verified within the retention period.
+    #[serde(rename = "purge_unverified.v1")]
+    PurgeUnverifiedV1,
 }
 
 impl Job {
@@ -19,6 +25,8 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::ProbeV1 { .. } => "probe",
+            Job::VerifyContactV1 { .. } => "verify_contact",
+            Job::PurgeUnverifiedV1 => "purge_unverified",
         }
     }
 }

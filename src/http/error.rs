@@ -79,6 +79,25 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
     }
 
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// One wrong field gives `field`; several give `details`.
+    pub fn from_fields(mut details: Vec<FieldError>) -> Self {
+        if details.len() == 1 {
+            let one = details.remove(0);
+            ApiError::field(&one.field, one.message)
+        } else {
+            ApiError::fields(details)
+        }
+    }
+
+    pub fn gone(message: &str) -> Self {
+        ApiError::new(StatusCode::GONE, "gone", message)
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -20,12 +20,15 @@ pub struct Health {
     pub database: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<&'static str>,
+    /// Channels whose messages are only recorded in the dev outbox, never delivered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dev_outbox: Vec<&'static str>,
 }
 
 /// The process is alive. It checks nothing else, so a slow database never restarts it.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", database: None, queue: None })
+    Json(Health { status: "ok", database: None, queue: None, dev_outbox: vec![] })
 }
 
 /// Ready to take work: the database and the queue both answer within two seconds.
@@ -48,5 +51,6 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let all = db_ok && queue_ok;
     let status = if all { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: word(all), database: Some(word(db_ok)), queue: Some(word(queue_ok)) }))
+    let dev_outbox = state.residents.channels.dev_outbox_channels().iter().map(|k| k.as_str()).collect();
+    (status, Json(Health { status: word(all), database: Some(word(db_ok)), queue: Some(word(queue_ok)), dev_outbox }))
 }

@@ -1,11 +1,17 @@
 //! The HTTP API and pages. Each module owns its `router()`; this one stacks them with the
 //! layers every request passes: request id, tracing, metrics.
 
+mod dev;
 pub mod error;
 mod health;
+mod json;
 mod metrics;
+mod pages;
+mod preferences;
+pub mod ratelimit;
 mod reference;
 mod state;
+mod subscriptions;
 
 use axum::{Json, Router, http::HeaderName, middleware, routing::get};
 use tower_http::{
@@ -25,12 +31,21 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    // Public endpoints residents reach without an account are rate-limited per address.
+    let public = OpenApiRouter::new()
+        .merge(subscriptions::router())
+        .merge(preferences::router())
+        .layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(reference::router())
+        .merge(public)
         .split_for_parts();
     let spec = Json(spec);
+    let pages = pages::router().layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     router
+        .merge(pages)
+        .merge(dev::router())
         .route("/api/v1/openapi.json", get(move || std::future::ready(spec.clone())))
         .route("/metrics", get(metrics::render))
         .fallback(error::no_such_route)

@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use hejnal_jobs::Queue;
 
-use crate::{config::Config, store::DynStore};
+use super::ratelimit::PublicLimiter;
+use crate::{config::Config, pages::Pages, residents::SharedResidents, store::DynStore};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -10,4 +11,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: DynStore,
     pub queue: Queue,
+    pub residents: SharedResidents,
+    pub pages: Arc<Pages>,
+    pub limiter: PublicLimiter,
 }

@@ -3,6 +3,8 @@
 //! SQL that differs between them stays in each backend's module.
 
 mod postgres;
+pub mod residents;
+pub mod residents_types;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use serde::Serialize;
 use hejnal_jobs::Backlog;
 
 pub use postgres::PgStore;
+pub use residents::Residents;
+pub use residents_types::*;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +77,7 @@ pub struct ProbeCounts {
 pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Residents + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
     /// Bring the schema up to date; safe to run from several processes at once.
@@ -98,6 +102,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()>;
     /// Revoke a token by digest; false when no live token matched.
     async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool>;
+    /// The official a live (unexpired, unrevoked) token belongs to.
+    async fn official_by_token(&self, token_hash: &str) -> StoreResult<Option<Official>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

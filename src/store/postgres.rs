@@ -5,8 +5,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use super::{District, Interest, ProbeCounts, ProbeRun, Store, StoreError, StoreResult, now_ms};
+use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult, now_ms};
 use hejnal_jobs::Backlog;
+
+use super::residents_types::*;
+
+super::residents::resident_queries!(PgStore, sqlx::Postgres);
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -26,6 +30,11 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Row locks and constraints serialise writers on PostgreSQL; a plain transaction will do.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
     }
 }
 
@@ -151,5 +160,15 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn official_by_token(&self, token_hash: &str) -> StoreResult<Option<Official>> {
+        Ok(sqlx::query_as(
+            "SELECT o.id, o.email, o.role FROM api_tokens t JOIN officials o ON o.id = t.official_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.disabled_at IS NULL AND t.expires_at > now()",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

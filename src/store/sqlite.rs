@@ -8,8 +8,12 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{District, Interest, ProbeCounts, ProbeRun, Store, StoreError, StoreResult, now_ms};
+use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult, now_ms};
 use hejnal_jobs::Backlog;
+
+use super::residents_types::*;
+
+super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -33,6 +37,12 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A transaction that takes the write lock at once. A deferred one that reads first fails
+    /// with SQLITE_BUSY_SNAPSHOT when another writer commits in between, whatever the timeout.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 }
 
@@ -171,5 +181,16 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn official_by_token(&self, token_hash: &str) -> StoreResult<Option<Official>> {
+        Ok(sqlx::query_as(
+            "SELECT o.id, o.email, o.role FROM api_tokens t JOIN officials o ON o.id = t.official_id
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND o.disabled_at IS NULL
+               AND t.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

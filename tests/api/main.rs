@@ -9,4 +9,5 @@ mod cli;
 mod http;
 mod processes;
 mod queue;
+mod residents;
 mod store;

@@ -63,7 +63,8 @@ impl Backlog {
         let mut ids = Vec::with_capacity(jobs.len());
         match self {
             Backlog::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                // IMMEDIATE: take SQLite's write lock up front rather than fail mid-transaction.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 for chunk in jobs.chunks(INSERT_CHUNK) {
                     ids.extend(sqlite::insert(&mut tx, chunk).await?);
                 }

@@ -1,0 +1,57 @@
+use std::fmt;
+
+/// An email address as residents give it, trimmed, with the domain lower-cased (the local
+/// part is case-sensitive by the RFC, though rarely in practice).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<EmailAddress, String> {
+        let s = raw.trim();
+        if s.len() > 254 {
+            return Err("is longer than 254 characters".into());
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err("must contain @".into());
+        };
+        if local.is_empty() || local.len() > 64 {
+            return Err("needs 1 to 64 characters before @".into());
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c)) {
+            return Err("contains a space or a character not allowed in an address".into());
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        let label_ok = |l: &&str| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_alphanumeric() || c == '-');
+        if labels.len() < 2 || !labels.iter().all(label_ok) {
+            return Err(format!("{domain:?} is not a domain like example.pl"));
+        }
+        Ok(EmailAddress(format!("{local}@{}", domain.to_lowercase())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domain_is_lower_cased_and_spaces_trimmed() {
+        assert_eq!(EmailAddress::parse("  Anna.Nowak@Gmail.COM ").unwrap().as_str(), "Anna.Nowak@gmail.com");
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        for bad in ["anna", "@x.pl", "anna@", "anna@localhost", "an na@x.pl", "anna@x..pl", "a<b>@x.pl"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Self-service by signed link: read, change, unsubscribe, export, erase. A link that is not
+//! genuine answers 404; a link whose resident was erased answers 410.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AppState, error::{ApiError, FieldError}, json::ApiJson};
+use crate::{
+    domain::{Language, QuietHours, QuietHoursJson},
+    residents::CONSENT_VERSION,
+    store::{Preferences, PreferencesUpdate, SubscriberState, now_ms},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_preferences, put_preferences, unsubscribe))
+        .routes(routes!(erase))
+        .routes(routes!(export))
+}
+
+/// The public id inside a genuine link.
+pub fn open_link(state: &AppState, token: &str) -> Result<String, ApiError> {
+    state.residents.links.open(token).ok_or_else(|| ApiError::not_found("this link"))
+}
+
+pub fn active(state: SubscriberState) -> Result<Preferences, ApiError> {
+    match state {
+        SubscriberState::Active(p) => Ok(p),
+        SubscriberState::Erased => Err(ApiError::gone("this resident's data was erased")),
+        SubscriberState::Missing => Err(ApiError::not_found("this link")),
+    }
+}
+
+/// A resident's choices and contacts.
+#[utoipa::path(get, path = "/api/v1/preferences/{token}", tag = "residents",
+    responses((status = 200, body = Preferences), (status = 404), (status = 410)))]
+async fn get_preferences(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<Preferences>, ApiError> {
+    let id = open_link(&state, &token)?;
+    Ok(Json(active(state.store.preferences(&id).await?)?))
+}
+
+/// A change of choices: fields left out stay as they are; `quiet_hours: null` clears them;
+/// `channels` lists the channels to keep (the others are unsubscribed).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPut {
+    pub districts: Option<Vec<String>>,
+    pub interests: Option<Vec<String>>,
+    pub language: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<QuietHoursJson>)]
+    pub quiet_hours: Option<Option<QuietHoursJson>>,
+    pub channels: Option<Vec<String>>,
+}
+
+/// Change choices.
+#[utoipa::path(put, path = "/api/v1/preferences/{token}", tag = "residents", request_body = PreferencesPut,
+    responses((status = 200, body = Preferences), (status = 404), (status = 410), (status = 422)))]
+async fn put_preferences(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ApiJson(body): ApiJson<PreferencesPut>,
+) -> Result<Json<Preferences>, ApiError> {
+    let id = open_link(&state, &token)?;
+    let update = parse_update(&state, &body).await?;
+    Ok(Json(active(state.store.update_preferences(&id, &update, now_ms(), CONSENT_VERSION).await?)?))
+}
+
+/// Tell a field sent as `null` (`Some(None)`) from a field left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+pub async fn parse_update(state: &AppState, body: &PreferencesPut) -> Result<PreferencesUpdate, ApiError> {
+    let mut errors = Vec::new();
+    let mut update = PreferencesUpdate::default();
+    if let Some(l) = &body.language {
+        match Language::parse(l) {
+            Ok(l) => update.language = Some(l),
+            Err(m) => errors.push(FieldError { field: "language".into(), message: m }),
+        }
+    }
+    if let Some(q) = &body.quiet_hours {
+        match q.as_ref().map(QuietHours::parse).transpose() {
+            Ok(q) => update.quiet_hours = Some(q),
+            Err((f, m)) => errors.push(FieldError { field: f.into(), message: m }),
+        }
+    }
+    if let Some(d) = &body.districts {
+        if d.is_empty() {
+            errors.push(FieldError { field: "districts".into(), message: "keep at least one district, or unsubscribe".into() });
+        }
+    }
+    let (bad_d, bad_i) = state
+        .store
+        .unknown_slugs(body.districts.as_deref().unwrap_or(&[]), body.interests.as_deref().unwrap_or(&[]))
+        .await?;
+    errors.extend(bad_d.into_iter().map(|d| FieldError { field: "districts".into(), message: format!("{d:?} is not a district") }));
+    errors.extend(bad_i.into_iter().map(|i| FieldError { field: "interests".into(), message: format!("{i:?} is not an interest") }));
+    if let Some(ch) = &body.channels {
+        for c in ch.iter().filter(|c| !["email", "sms", "push"].contains(&c.as_str())) {
+            errors.push(FieldError { field: "channels".into(), message: format!("{c:?} is not one of email, sms, push") });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::from_fields(errors));
+    }
+    update.districts = body.districts.clone();
+    update.interests = body.interests.clone();
+    update.channels = body.channels.clone();
+    Ok(update)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct UnsubscribeQuery {
+    /// One channel (`email`, `sms`, `push`); without it, every channel.
+    pub channel: Option<String>,
+}
+
+/// Unsubscribe from one channel or from everything. Consent withdrawals are recorded.
+#[utoipa::path(delete, path = "/api/v1/preferences/{token}", tag = "residents", params(UnsubscribeQuery),
+    responses((status = 200, body = Preferences), (status = 404), (status = 410), (status = 422)))]
+async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<UnsubscribeQuery>,
+) -> Result<Json<Preferences>, ApiError> {
+    let id = open_link(&state, &token)?;
+    if let Some(c) = &q.channel {
+        if !["email", "sms", "push"].contains(&c.as_str()) {
+            return Err(ApiError::field("channel", format!("{c:?} is not one of email, sms, push")));
+        }
+    }
+    Ok(Json(active(state.store.unsubscribe(&id, q.channel.as_deref(), now_ms(), CONSENT_VERSION).await?)?))
+}
+
+/// Erase everything that identifies the resident. The link answers 410 afterwards.
+#[utoipa::path(post, path = "/api/v1/preferences/{token}/erase", tag = "residents",
+    responses((status = 204), (status = 404), (status = 410)))]
+async fn erase(State(state): State<AppState>, Path(token): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = open_link(&state, &token)?;
+    if state.store.erase(&id, now_ms()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        active(state.store.preferences(&id).await?).map(|_| StatusCode::NO_CONTENT)
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConsentRecord {
+    pub channel: String,
+    pub consent_version: String,
+    pub action: String,
+    pub method: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Export {
+    pub preferences: Preferences,
+    pub consents: Vec<ConsentRecord>,
+    pub exported_at: String,
+}
+
+/// Everything held about the resident, as JSON (GDPR art. 15 and 20).
+#[utoipa::path(get, path = "/api/v1/preferences/{token}/export", tag = "residents",
+    responses((status = 200, body = Export), (status = 404), (status = 410)))]
+async fn export(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<Export>, ApiError> {
+    let id = open_link(&state, &token)?;
+    let preferences = active(state.store.preferences(&id).await?)?;
+    let consents = state
+        .store
+        .consent_history(&id)
+        .await?
+        .into_iter()
+        .map(|(channel, consent_version, action, method, at)| ConsentRecord { channel, consent_version, action, method, at })
+        .collect();
+    Ok(Json(Export { preferences, consents, exported_at: chrono::Utc::now().to_rfc3339() }))
+}

@@ -1,0 +1,21 @@
+// Generated list of embedded message templates: (name, source).
+pub(super) const TEMPLATES: &[(&str, &str)] = &[
+    ("email/verify.subject.pl", include_str!("../../templates/messages/email/verify.subject.pl.hbs")),
+    ("email/verify.subject.en", include_str!("../../templates/messages/email/verify.subject.en.hbs")),
+    ("email/verify.subject.uk", include_str!("../../templates/messages/email/verify.subject.uk.hbs")),
+    ("email/verify.text.pl", include_str!("../../templates/messages/email/verify.text.pl.hbs")),
+    ("email/verify.text.en", include_str!("../../templates/messages/email/verify.text.en.hbs")),
+    ("email/verify.text.uk", include_str!("../../templates/messages/email/verify.text.uk.hbs")),
+    ("email/verify.html.pl", include_str!("../../templates/messages/email/verify.html.pl.hbs")),
+    ("email/verify.html.en", include_str!("../../templates/messages/email/verify.html.en.hbs")),
+    ("email/verify.html.uk", include_str!("../../templates/messages/email/verify.html.uk.hbs")),
+    ("sms/verify.pl", include_str!("../../templates/messages/sms/verify.pl.hbs")),
+    ("sms/verify.en", include_str!("../../templates/messages/sms/verify.en.hbs")),
+    ("sms/verify.uk", include_str!("../../templates/messages/sms/verify.uk.hbs")),
+    ("push/welcome.title.pl", include_str!("../../templates/messages/push/welcome.title.pl.hbs")),
+    ("push/welcome.title.en", include_str!("../../templates/messages/push/welcome.title.en.hbs")),
+    ("push/welcome.title.uk", include_str!("../../templates/messages/push/welcome.title.uk.hbs")),
+    ("push/welcome.body.pl", include_str!("../../templates/messages/push/welcome.body.pl.hbs")),
+    ("push/welcome.body.en", include_str!("../../templates/messages/push/welcome.body.en.hbs")),
+    ("push/welcome.body.uk", include_str!("../../templates/messages/push/welcome.body.uk.hbs")),
+];
