@@ -56,6 +56,8 @@ pub struct Settings {
     pub public_rate_burst: u32,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
+    /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
+    pub sms_inbound_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -95,6 +97,7 @@ impl Default for Settings {
             public_rate_per_minute: 60,
             public_rate_burst: 20,
             secret_key: None,
+            sms_inbound_secret: None,
         }
     }
 }
@@ -116,6 +119,7 @@ pub struct Config {
     pub public_rate_per_minute: u32,
     pub public_rate_burst: u32,
     pub secret_key: Option<String>,
+    pub sms_inbound_secret: Option<String>,
 }
 
 /// A setting that is wrong: its environment name and what is wrong with it.
@@ -257,6 +261,7 @@ impl Config {
             public_rate_per_minute: s.public_rate_per_minute,
             public_rate_burst: s.public_rate_burst,
             secret_key,
+            sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
         })
     }
 }

@@ -10,9 +10,8 @@ use argon2::{Argon2, PasswordHasher, password_hash::SaltString};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use clap::Subcommand;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
-use crate::{app, config::Config, store::ROLES};
+use crate::{app, config::Config, residents::secrets::digest as token_digest, store::ROLES};
 
 #[derive(Subcommand)]
 pub enum OfficialsCommand {
@@ -127,10 +126,6 @@ fn new_token() -> String {
     format!("hj_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Tokens are stored only as digests; a stolen table gives no usable token.
-pub fn token_digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,14 @@
 //! The HTTP API and pages. Each module owns its `router()`; this one stacks them with the
 //! layers every request passes: request id, tracing, metrics.
 
+mod auth;
 mod dev;
 pub mod error;
 mod health;
+mod inbound;
 mod json;
 mod metrics;
+mod officials;
 mod pages;
 mod preferences;
 pub mod ratelimit;
@@ -39,6 +42,8 @@ pub fn app(state: AppState) -> Router {
     let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(reference::router())
+        .merge(officials::router())
+        .merge(inbound::router())
         .merge(public)
         .split_for_parts();
     let spec = Json(spec);

@@ -36,6 +36,15 @@ pub trait Residents: Send + Sync {
     /// The value of a server secret, created from `candidate` when absent.
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
     async fn audit(&self, official_id: i64, action: &str, subject: &str, reached: i64, now: i64) -> StoreResult<()>;
+    /// A reply keyword from a phone: STOP (`stop = true`) unsubscribes the number from SMS,
+    /// START resubscribes a number that was verified and then stopped. False if nothing changed.
+    async fn sms_keyword(&self, phone: &str, stop: bool, now: i64, consent_version: &str) -> StoreResult<bool>;
+    /// The latest audit entries, newest first: (official id, action, subject, reached).
+    async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<(Option<i64>, String, String, i64)>>;
+    /// Count what an audience reaches (verified contacts only).
+    async fn estimate(&self, q: &AudienceQuery) -> StoreResult<AudienceCounts>;
+    /// The public id of the subscriber holding this contact.
+    async fn subscriber_by_contact(&self, channel: &str, address: &str) -> StoreResult<Option<String>>;
 }
 
 macro_rules! resident_queries {
@@ -263,10 +272,89 @@ macro_rules! resident_queries {
                 Ok(value)
             }
 
+            async fn sms_keyword(&self, phone: &str, stop: bool, now: i64, consent_version: &str) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let (from, to, action, method) = if stop {
+                    ("verified", "unsubscribed", "withdrawn", "sms_stop")
+                } else {
+                    ("unsubscribed", "verified", "granted", "sms_start")
+                };
+                // START only revives a number that was verified before: verified_at is set.
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE contacts SET status = $1 WHERE channel = 'sms' AND address = $2 AND status = $3 AND verified_at IS NOT NULL
+                     RETURNING subscriber_id")
+                    .bind(to).bind(phone).bind(from).fetch_optional(&mut *tx).await?;
+                let Some((sid,)) = row else { return Ok(false) };
+                record_consent(&mut tx, sid, "sms", consent_version, action, method, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<(Option<i64>, String, String, i64)>> {
+                Ok(sqlx::query_as("SELECT official_id, action, subject, reached FROM audit_log ORDER BY id DESC LIMIT $1")
+                    .bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn estimate(&self, q: &AudienceQuery) -> StoreResult<AudienceCounts> {
+                let mut b = sqlx::QueryBuilder::<$db>::new("");
+                <$store>::push_audience(&mut b, q);
+                b.push("SELECT c.channel, a.language, count(*) FROM audience a JOIN contacts c ON c.subscriber_id = a.id \
+                        WHERE c.status = 'verified' AND c.channel IN ");
+                b.push_tuples(&q.channels, |mut t, c| { t.push_bind(c.as_str()); });
+                b.push(" GROUP BY c.channel, a.language ORDER BY c.channel, a.language");
+                let by_channel_language: Vec<(String, String, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
+
+                let mut b = sqlx::QueryBuilder::<$db>::new("");
+                <$store>::push_audience(&mut b, q);
+                b.push("SELECT sd.district, count(*) FROM audience a \
+                        JOIN subscriber_districts sd ON sd.subscriber_id = a.id \
+                        JOIN contacts c ON c.subscriber_id = a.id \
+                        WHERE c.status = 'verified' AND sd.district IN ");
+                b.push_tuples(&q.districts, |mut t, d| { t.push_bind(d.as_str()); });
+                b.push(" AND c.channel IN ");
+                b.push_tuples(&q.channels, |mut t, c| { t.push_bind(c.as_str()); });
+                b.push(" GROUP BY sd.district ORDER BY sd.district");
+                let by_district: Vec<(String, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
+
+                let mut b = sqlx::QueryBuilder::<$db>::new("");
+                <$store>::push_audience(&mut b, q);
+                b.push("SELECT count(*) FROM audience a WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.subscriber_id = a.id \
+                        AND c.status = 'verified' AND c.channel IN ");
+                b.push_tuples(&q.channels, |mut t, c| { t.push_bind(c.as_str()); });
+                b.push(")");
+                let (subscribers,): (i64,) = b.build_query_as().fetch_one(&self.pool).await?;
+                Ok(AudienceCounts { by_channel_language, by_district, subscribers })
+            }
+
+            async fn subscriber_by_contact(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT s.public_id FROM contacts c JOIN subscribers s ON s.id = c.subscriber_id WHERE c.channel = $1 AND c.address = $2")
+                    .bind(channel).bind(address).fetch_optional(&self.pool).await?;
+                Ok(row.map(|(id,)| id))
+            }
+
             async fn audit(&self, official_id: i64, action: &str, subject: &str, reached: i64, now: i64) -> StoreResult<()> {
                 sqlx::query("INSERT INTO audit_log (official_id, action, subject, reached, at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(official_id).bind(action).bind(subject).bind(reached).bind(now).execute(&self.pool).await?;
                 Ok(())
+            }
+        }
+
+        impl $store {
+            /// `audience` CTE: the subscribers an audience reaches, one row each.
+            fn push_audience(b: &mut sqlx::QueryBuilder<$db>, q: &AudienceQuery) {
+                b.push("WITH audience AS (SELECT DISTINCT s.id, s.language FROM subscribers s \
+                        JOIN subscriber_districts sd ON sd.subscriber_id = s.id \
+                        WHERE s.erased_at IS NULL AND sd.district IN ");
+                b.push_tuples(&q.districts, |mut t, d| { t.push_bind(d.as_str()); });
+                b.push(" AND s.language IN ");
+                b.push_tuples(&q.languages, |mut t, l| { t.push_bind(l.as_str()); });
+                if !q.all_interests && !q.interests.is_empty() {
+                    b.push(" AND EXISTS (SELECT 1 FROM subscriber_interests si WHERE si.subscriber_id = s.id AND si.interest IN ");
+                    b.push_tuples(&q.interests, |mut t, i| { t.push_bind(i.as_str()); });
+                    b.push(")");
+                }
+                b.push(") ");
             }
         }
 

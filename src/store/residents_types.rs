@@ -100,3 +100,23 @@ pub struct Official {
     pub email: String,
     pub role: String,
 }
+
+/// Who an audience reaches: residents of these districts (all of them when `all_interests`,
+/// as Extreme and Severe alerts do; otherwise those following one of `interests`, or all when
+/// none are named), on these channels, in these languages.
+#[derive(Debug, Clone)]
+pub struct AudienceQuery {
+    pub districts: Vec<String>,
+    pub interests: Vec<String>,
+    pub all_interests: bool,
+    pub channels: Vec<String>,
+    pub languages: Vec<String>,
+}
+
+/// Verified contacts an audience reaches, by channel and language, and by district.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AudienceCounts {
+    pub by_channel_language: Vec<(String, String, i64)>,
+    pub by_district: Vec<(String, i64)>,
+    pub subscribers: i64,
+}

@@ -7,6 +7,7 @@ mod sinks;
 mod channels;
 mod cli;
 mod http;
+mod officials;
 mod processes;
 mod queue;
 mod residents;

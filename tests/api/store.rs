@@ -57,3 +57,27 @@ both_backends! {
         assert_eq!(store.probe_started_after("emergency", 0).await.unwrap(), 0);
     }
 }
+
+both_backends! {
+    async fn unverified_sign_ups_are_purged_after_the_retention_and_verified_ones_stay(env) {
+        use hejnal::{domain::Language, store::{NewContact, Signup, SubscriberState}};
+        let store = env.store().await;
+        let day = 24 * 3600 * 1000;
+        let now = 100 * day;
+        let signup = |email: &str| Signup {
+            language: Language::Pl, quiet_hours: None, districts: vec!["podgorze".into()], interests: vec![],
+            contacts: vec![NewContact { channel: "email", address: email.into(), p256dh: None, auth: None }],
+        };
+        store.signup(&signup("old@example.com"), "AAAAAAAAAAAAAAAAAAAAAA", now - 8 * day).await.unwrap();
+        store.signup(&signup("new@example.com"), "BBBBBBBBBBBBBBBBBBBBBB", now - day).await.unwrap();
+        let kept = store.signup(&signup("kept@example.com"), "CCCCCCCCCCCCCCCCCCCCCC", now - 8 * day).await.unwrap();
+        store.set_verify_secret(kept[0].contact_id, "h", i64::MAX / 2).await.unwrap();
+        assert!(store.verify_email("h", now - 8 * day + 1, "v").await.unwrap().is_some());
+
+        assert_eq!(store.purge_unverified(now - 7 * day).await.unwrap(), 1);
+        assert_eq!(store.preferences("AAAAAAAAAAAAAAAAAAAAAA").await.unwrap(), SubscriberState::Missing);
+        assert!(matches!(store.preferences("BBBBBBBBBBBBBBBBBBBBBB").await.unwrap(), SubscriberState::Active(_)));
+        assert!(matches!(store.preferences("CCCCCCCCCCCCCCCCCCCCCC").await.unwrap(), SubscriberState::Active(_)));
+        assert!(store.subscriber_by_contact("email", "old@example.com").await.unwrap().is_none());
+    }
+}

@@ -121,3 +121,18 @@ both_backends! {
         kit.app.shutdown().await.unwrap();
     }
 }
+
+both_backends! {
+    async fn the_daily_sms_budget_stops_verification_sms_silently(env) {
+        let kit = Kit::start_with(&env, |s| s.sms_daily_budget = 2).await;
+        for phone in ["606 000 001", "606 000 002", "606 000 003"] {
+            assert_eq!(kit.post("/api/v1/subscriptions", &json!({"districts": ["bienczyce"], "phone": phone})).await.status(), 202);
+        }
+        kit.sms_text(1).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(kit.sms.requests().len(), 2, "the third number is over the city's budget");
+        let metrics = kit.app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("hejnal_sms_verification_budget_used_ratio"), "the alarm gauge is exported");
+        kit.app.shutdown().await.unwrap();
+    }
+}

@@ -2,6 +2,7 @@
 //! and a web push receiver that verifies VAPID and decrypts the payload.
 
 mod abuse;
+mod inbound;
 mod journey;
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ impl Kit {
         s.vapid_subject = Some("mailto:ops@krakow.pl".into());
         s.push_allow_local = true;
         s.provider_timeout_ms = 5_000;
+        s.sms_inbound_secret = Some("inbound-secret".into());
         tweak(&mut s);
         let app = TestApp::spawn_with(Config::from_settings(s).unwrap(), Role::Serve).await;
         Kit { app, smtp, sms, push }
