@@ -5,17 +5,52 @@ use std::collections::BTreeMap;
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::{router::{OpenApiRouter, UtoipaMethodRouterExt}, routes};
 
 use super::{AppState, auth::CurrentOfficial, error::{ApiError, FieldError}, json::ApiJson};
 use crate::{
     domain::{EmailAddress, PhoneNumber},
-    residents::secrets,
+    residents::{import::RejectedLine, secrets, signup::SignupRules},
     store::{AudienceQuery, now_ms},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(estimate)).routes(routes!(erase_resident))
+    OpenApiRouter::new()
+        .routes(routes!(estimate))
+        .routes(routes!(erase_resident))
+        // Imports are whole files; allow more than axum's default 2 MB.
+        .routes(routes!(import).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    /// Residents created.
+    pub imported: i64,
+    /// Contacts already known, left as they were.
+    pub skipped_known: i64,
+    /// Lines refused; when any is, nothing was imported.
+    pub rejected: Vec<RejectedLine>,
+}
+
+/// Import residents from CSV (`text/csv`), whole or not at all. See `docs/import.md`.
+#[utoipa::path(post, path = "/api/v1/imports", tag = "officials", request_body(content = String, content_type = "text/csv"),
+    security(("bearer" = [])),
+    responses((status = 201, body = ImportReport), (status = 401), (status = 403), (status = 422, body = ImportReport)))]
+async fn import(State(state): State<AppState>, official: CurrentOfficial, body: axum::body::Bytes) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
+    official.require(&["author"])?;
+    let districts: Vec<String> = state.store.districts().await?.into_iter().map(|d| d.slug).collect();
+    let interests: Vec<String> = state.store.interests().await?.into_iter().map(|i| i.slug).collect();
+    let rules = SignupRules { sms_countries: &state.config.sms_countries, push_allow_local: false };
+    let rows = match crate::residents::import::parse(&body, &rules, &districts, &interests) {
+        Ok(rows) => rows,
+        Err(rejected) => {
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(ImportReport { imported: 0, skipped_known: 0, rejected })));
+        }
+    };
+    let now = now_ms();
+    let (imported, skipped_known) = state.store.import(&rows, now).await?;
+    state.store.audit(official.0.id, "residents.import", &format!("{} lines", rows.len()), imported, now).await?;
+    Ok((StatusCode::CREATED, Json(ImportReport { imported, skipped_known, rejected: vec![] })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -1,5 +1,6 @@
 //! Residents: sign-up, verification of each contact, self-service by signed link, consent.
 
+pub mod import;
 pub mod secrets;
 pub mod signup;
 pub mod verify;

@@ -39,6 +39,10 @@ pub trait Residents: Send + Sync {
     /// A reply keyword from a phone: STOP (`stop = true`) unsubscribes the number from SMS,
     /// START resubscribes a number that was verified and then stopped. False if nothing changed.
     async fn sms_keyword(&self, phone: &str, stop: bool, now: i64, consent_version: &str) -> StoreResult<bool>;
+    /// Import residents whose consent the city already holds, all in one transaction: their
+    /// contacts start verified, with consent recorded as `import`. Known addresses are skipped.
+    /// Returns (imported subscribers, skipped contacts).
+    async fn import(&self, rows: &[ImportRow], now: i64) -> StoreResult<(i64, i64)>;
     /// The latest audit entries, newest first: (official id, action, subject, reached).
     async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<(Option<i64>, String, String, i64)>>;
     /// Count what an audience reaches (verified contacts only).
@@ -87,18 +91,7 @@ macro_rules! resident_queries {
                     out.push(SignupContact { contact_id, channel: c.channel.into(), status: "pending".into(), new: true });
                 }
                 tx.commit().await?;
-                return Ok(out);
-
-                async fn insert_subscriber(tx: &mut sqlx::Transaction<'_, $db>, s: &Signup, public_id: &str, now: i64) -> StoreResult<i64> {
-                    let (from, to) = quiet_strings(s.quiet_hours);
-                    let (id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO subscribers (public_id, language, quiet_from, quiet_to, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
-                        .bind(public_id).bind(s.language.as_str()).bind(from).bind(to).bind(now)
-                        .fetch_one(&mut **tx).await?;
-                    replace_choices(tx, id, Some(&s.districts), Some(&s.interests)).await?;
-                    Ok(id)
-                }
+                Ok(out)
             }
 
             async fn contact_target(&self, contact_id: i64) -> StoreResult<Option<ContactTarget>> {
@@ -272,6 +265,33 @@ macro_rules! resident_queries {
                 Ok(value)
             }
 
+            async fn import(&self, rows: &[ImportRow], now: i64) -> StoreResult<(i64, i64)> {
+                let mut tx = self.begin_write().await?;
+                let (mut imported, mut skipped) = (0, 0);
+                for row in rows {
+                    let mut fresh = Vec::new();
+                    for c in &row.signup.contacts {
+                        let known: Option<(i64,)> = sqlx::query_as("SELECT id FROM contacts WHERE channel = $1 AND address = $2")
+                            .bind(c.channel).bind(&c.address).fetch_optional(&mut *tx).await?;
+                        if known.is_some() { skipped += 1 } else { fresh.push(c) }
+                    }
+                    if fresh.is_empty() {
+                        continue;
+                    }
+                    let sid = insert_subscriber(&mut tx, &row.signup, &row.public_id, now).await?;
+                    for c in fresh {
+                        sqlx::query(
+                            "INSERT INTO contacts (subscriber_id, channel, address, status, verified_at, created_at)
+                             VALUES ($1, $2, $3, 'verified', $4, $4)")
+                            .bind(sid).bind(c.channel).bind(&c.address).bind(now).execute(&mut *tx).await?;
+                        record_consent(&mut tx, sid, c.channel, &row.consent_version, "granted", "import", row.consented_at).await?;
+                    }
+                    imported += 1;
+                }
+                tx.commit().await?;
+                Ok((imported, skipped))
+            }
+
             async fn sms_keyword(&self, phone: &str, stop: bool, now: i64, consent_version: &str) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
                 let (from, to, action, method) = if stop {
@@ -356,6 +376,17 @@ macro_rules! resident_queries {
                 }
                 b.push(") ");
             }
+        }
+
+        async fn insert_subscriber(tx: &mut sqlx::Transaction<'_, $db>, s: &Signup, public_id: &str, now: i64) -> StoreResult<i64> {
+            let (from, to) = quiet_strings(s.quiet_hours);
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO subscribers (public_id, language, quiet_from, quiet_to, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
+                .bind(public_id).bind(s.language.as_str()).bind(from).bind(to).bind(now)
+                .fetch_one(&mut **tx).await?;
+            replace_choices(tx, id, Some(&s.districts), Some(&s.interests)).await?;
+            Ok(id)
         }
 
         fn quiet_strings(q: Option<crate::domain::QuietHours>) -> (Option<String>, Option<String>) {

@@ -120,3 +120,14 @@ pub struct AudienceCounts {
     pub by_district: Vec<(String, i64)>,
     pub subscribers: i64,
 }
+
+/// One resident from a bulk import, with the evidence of their earlier consent.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub signup: Signup,
+    pub public_id: String,
+    /// Where and under which text they agreed, e.g. `import:KCK-phone-line-2025`.
+    pub consent_version: String,
+    /// When they agreed, ms since the epoch.
+    pub consented_at: i64,
+}

@@ -113,3 +113,67 @@ both_backends! {
         app.shutdown().await.unwrap();
     }
 }
+
+async fn post_csv(app: &TestApp, token: &str, csv: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/imports", app.address))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+both_backends! {
+    async fn a_csv_import_commits_whole_or_not_at_all_with_a_report_of_bad_lines(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        let store = env.store().await;
+        let author = token_for(&store, "importer@um.krakow.pl", "author").await;
+        let analyst = token_for(&store, "reader@um.krakow.pl", "analyst").await;
+        let header = "email,phone,districts,interests,language,consent_source,consented_at\n";
+        let bad = format!("{header}\
+            ewa@example.com,601 100 200,podgorze;debniki,water,pl,KCK phone line 2025,2025-03-01\n\
+            broken-address,,podgorze,,,KCK,2025-03-01\n\
+            ,12 616 12 00,podgorze,,,KCK,2025-03-01\n\
+            adam@example.com,,atlantis,,,KCK,2025-03-01\n\
+            olga@example.com,,nowa-huta,,uk,,2025-03-01\n\
+            ewa@example.com,,podgorze,,,KCK,2025-03-01\n\
+            piotr@example.com,,bronowice,,en,KCK,yesterday\n");
+        assert_eq!(post_csv(&app, &analyst, &bad).await.status(), 403);
+        let res = post_csv(&app, &author, &bad).await;
+        assert_eq!(res.status(), 422);
+        let report: Value = res.json().await.unwrap();
+        let rejected: Vec<(u64, String)> = report["rejected"].as_array().unwrap().iter()
+            .map(|r| (r["line"].as_u64().unwrap(), r["field"].as_str().unwrap().to_owned())).collect();
+        assert_eq!(rejected, vec![
+            (3, "email".into()), (4, "phone".into()), (5, "districts".into()),
+            (6, "consent_source".into()), (7, "email".into()), (8, "consented_at".into()),
+        ]);
+        assert_eq!(report["imported"], 0);
+        assert!(store.subscriber_by_contact("email", "ewa@example.com").await.unwrap().is_none(), "nothing from a refused file is kept");
+
+        let good = format!("{header}\
+            ewa@example.com,601 100 200,podgorze;debniki,water,pl,KCK phone line 2025,2025-03-01\n\
+            olga@example.com,,nowa-huta,,uk,KCK desk,2025-04-02T10:00:00+02:00\n");
+        let res = post_csv(&app, &author, &good).await;
+        assert_eq!(res.status(), 201);
+        let report: Value = res.json().await.unwrap();
+        assert_eq!((report["imported"].clone(), report["skipped_known"].clone()), (json!(2), json!(0)));
+        // Imported contacts are verified, with their consent evidence recorded.
+        let id = store.subscriber_by_contact("sms", "+48601100200").await.unwrap().unwrap();
+        let history = store.consent_history(&id).await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|(_, version, action, method, _)| version == "import:KCK phone line 2025" && action == "granted" && method == "import"));
+        let estimate = post(&app, "/api/v1/audiences/estimate", Some(&author), &json!({"districts": ["podgorze"]})).await;
+        assert_eq!(estimate.json::<Value>().await.unwrap()["recipients"], 2);
+
+        // The same file again changes nothing and says so.
+        let again: Value = post_csv(&app, &author, &good).await.json().await.unwrap();
+        assert_eq!((again["imported"].clone(), again["skipped_known"].clone()), (json!(0), json!(3)));
+        let audit = store.recent_audit(5).await.unwrap();
+        assert_eq!(audit.iter().filter(|(_, a, _, _)| a == "residents.import").count(), 2);
+        assert_eq!(audit[1].3, 2, "the first import reached 2 residents");
+        app.shutdown().await.unwrap();
+    }
+}
