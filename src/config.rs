@@ -58,6 +58,8 @@ pub struct Settings {
     pub secret_key: Option<String>,
     /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
     pub sms_inbound_secret: Option<String>,
+    /// Days an officials' API token lives unless `tokens create --days` says otherwise.
+    pub token_ttl_days: u32,
 }
 
 impl Default for Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             public_rate_burst: 20,
             secret_key: None,
             sms_inbound_secret: None,
+            token_ttl_days: 90,
         }
     }
 }
@@ -120,6 +123,7 @@ pub struct Config {
     pub public_rate_burst: u32,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
+    pub token_ttl_days: u32,
 }
 
 /// A setting that is wrong: its environment name and what is wrong with it.
@@ -224,6 +228,7 @@ impl Config {
             return Err(wrong("sms_countries", "must be two-letter country codes separated by commas, e.g. PL,UA"));
         }
         positive("sms_daily_budget", s.sms_daily_budget as u64)?;
+        positive("token_ttl_days", s.token_ttl_days as u64)?;
         positive("public_rate_per_minute", s.public_rate_per_minute as u64)?;
         positive("public_rate_burst", s.public_rate_burst as u64)?;
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
@@ -262,6 +267,7 @@ impl Config {
             public_rate_burst: s.public_rate_burst,
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
+            token_ttl_days: s.token_ttl_days,
         })
     }
 }

@@ -40,7 +40,8 @@ enum Command {
     #[command(subcommand)]
     Tokens(officials::TokensCommand),
     /// Measure the queue against the configured database and broker (see docs/performance.md).
-    Bench(crate::bench::BenchArgs),
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 pub fn main() -> ExitCode {

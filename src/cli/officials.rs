@@ -33,9 +33,9 @@ pub enum TokensCommand {
         /// The official's email.
         #[arg(long)]
         official: String,
-        /// Days until the token expires.
-        #[arg(long, default_value_t = 90)]
-        days: u32,
+        /// Days until the token expires (default: HEJNAL_TOKEN_TTL_DAYS, 90).
+        #[arg(long)]
+        days: Option<u32>,
     },
     /// Revoke a token; it stops working at once.
     Revoke {
@@ -73,6 +73,7 @@ pub async fn run_tokens(cmd: TokensCommand, config: Config) -> anyhow::Result<Ex
     let store = app::open_store(&config).await?;
     match cmd {
         TokensCommand::Create { official, days } => {
+            let days = days.unwrap_or(config.token_ttl_days);
             if days == 0 {
                 bail!("--days: must be at least 1");
             }

@@ -1,6 +1,5 @@
-//! `hejnal bench`: measurements against the configured database and broker, with workers
-//! in this process. Never timed assertions in tests: numbers are printed for
-//! docs/performance.md. Point it at a throwaway database; it leaves probe rows behind.
+//! `hejnal bench queue`: a routine flood with emergencies pushed while it drains, against the
+//! configured database and broker, with workers in this process. It leaves probe rows behind.
 
 use std::{process::ExitCode, sync::Arc, time::{Duration, Instant}};
 
@@ -13,7 +12,7 @@ use hejnal_jobs::{Job, Lane, NewJob, Queue};
 use crate::{app, config::Config, store::DynStore, worker::Handlers};
 
 #[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
+pub struct QueueArgs {
     /// Routine jobs in the flood.
     #[arg(long, default_value_t = 20_000)]
     pub jobs: usize,
@@ -25,7 +24,7 @@ pub struct BenchArgs {
     pub work_ms: u64,
 }
 
-pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<ExitCode> {
+pub async fn run(args: QueueArgs, config: Config) -> anyhow::Result<ExitCode> {
     let store = app::open_store(&config).await?;
     let queue = Queue::connect(config.queue.clone(), store.backlog()).await?;
     let stop = CancellationToken::new();
@@ -109,7 +108,7 @@ async fn wait_until_done(store: &DynStore, target: i64, total: usize) -> anyhow:
     }
 }
 
-fn percentile(values: &[f64], q: f64) -> f64 {
+pub(super) fn percentile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
