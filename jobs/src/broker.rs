@@ -12,7 +12,16 @@ use crate::{Envelope, Error, Lane, QueueConfig, Result};
 #[derive(Clone)]
 pub enum Broker {
     Sqlite(SqlitePool),
-    Redis(ConnectionManager),
+    Redis(RedisConnections),
+}
+
+/// One multiplexed connection per lane for its worker, and one for pushes and upkeep.
+/// Commands on a multiplexed connection run in order, so a slow script of the routine lane
+/// would otherwise hold up the emergency worker's fetches behind it.
+#[derive(Clone)]
+pub struct RedisConnections {
+    pub(crate) shared: ConnectionManager,
+    pub(crate) lanes: [ConnectionManager; 2],
 }
 
 impl std::fmt::Debug for Broker {
@@ -39,10 +48,15 @@ impl Broker {
             Ok(Broker::Sqlite(pool))
         } else if url.starts_with("redis:") || url.starts_with("rediss:") {
             let client = redis::Client::open(url)?;
-            let conn = tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
-                .await
-                .map_err(|_| Error::Broker(format!("redis at {} did not answer in 10 s", redact(url))))??;
-            Ok(Broker::Redis(conn))
+            let connect = || async {
+                tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
+                    .await
+                    .map_err(|_| Error::Broker(format!("redis at {} did not answer in 10 s", redact(url))))?
+                    .map_err(Error::from)
+            };
+            let shared = connect().await?;
+            let lanes = [connect().await?, connect().await?];
+            Ok(Broker::Redis(RedisConnections { shared, lanes }))
         } else {
             Err(Error::UnsupportedUrl(redact(url)))
         }
@@ -54,8 +68,8 @@ impl Broker {
             Broker::Sqlite(pool) => {
                 sqlx::query("SELECT 1").execute(pool).await?;
             }
-            Broker::Redis(conn) => {
-                let mut conn = conn.clone();
+            Broker::Redis(conns) => {
+                let mut conn = conns.shared.clone();
                 let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             }
         }
@@ -72,8 +86,8 @@ impl Broker {
                 let mut storage = self.sqlite_storage(config, lane);
                 storage.push_bulk(envelopes).await.map_err(|e| Error::Broker(e.to_string()))
             }
-            Broker::Redis(_) => {
-                let mut storage = self.redis_storage(config, lane);
+            Broker::Redis(conns) => {
+                let mut storage = self.redis_storage_on(conns.shared.clone(), config, lane);
                 storage.push_bulk(envelopes).await.map_err(|e| Error::Broker(e.to_string()))
             }
         }
@@ -90,8 +104,13 @@ impl Broker {
         SqliteStorage::new(pool).with_config(cfg)
     }
 
+    /// The storage a lane's worker fetches from, on that lane's own connection.
     pub(crate) fn redis_storage(&self, config: &QueueConfig, lane: Lane) -> RedisStorage<Envelope> {
-        let Broker::Redis(conn) = self else { unreachable!("redis storage on a sqlite broker") };
+        let Broker::Redis(conns) = self else { unreachable!("redis storage on a sqlite broker") };
+        self.redis_storage_on(conns.lanes[lane as usize].clone(), config, lane)
+    }
+
+    pub(crate) fn redis_storage_on(&self, conn: ConnectionManager, config: &QueueConfig, lane: Lane) -> RedisStorage<Envelope> {
         // lock_tasks stays on: apalis-redis recovers a dead worker's tasks through it. Its
         // cost grows with the active list, which the backlog keeps short (`max_ready`).
         let cfg = apalis_redis::Config::default()
@@ -101,7 +120,7 @@ impl Broker {
             .missed_heartbeats(config.missed_heartbeats())
             .persist_results(false)
             .emit_events(false);
-        RedisStorage::new(conn.clone()).with_config(cfg)
+        RedisStorage::new(conn).with_config(cfg)
     }
 }
 

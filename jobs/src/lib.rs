@@ -25,6 +25,7 @@ pub mod broker;
 pub mod config;
 pub mod job;
 pub mod lane;
+mod poll;
 mod pump;
 pub mod runtime;
 pub mod worker_id;

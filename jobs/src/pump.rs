@@ -84,7 +84,7 @@ async fn sweep(inner: Arc<Inner>, stop: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "sweeper could not read the backlog"),
         }
-        if let Broker::Redis(_) = inner.broker {
+        if let Broker::Redis(_) = &inner.broker {
             for lane in Lane::ALL {
                 if let Err(e) = compact_redis(&inner, lane).await {
                     tracing::debug!(%lane, error = %e, "redis compaction skipped");
@@ -98,7 +98,8 @@ async fn sweep(inner: Arc<Inner>, stop: CancellationToken) {
 /// records what matters, so drop them.
 async fn compact_redis(inner: &Inner, lane: Lane) -> crate::Result<()> {
     use apalis_core::backend::Vacuum;
-    let mut storage = inner.broker.redis_storage(&inner.config, lane);
+    let Broker::Redis(conns) = &inner.broker else { return Ok(()) };
+    let mut storage = inner.broker.redis_storage_on(conns.shared.clone(), &inner.config, lane);
     storage.vacuum().await.map_err(|e| crate::Error::Broker(e.to_string()))?;
     let done_set = storage.get_config().done_jobs_set();
     let _: () = redis::cmd("UNLINK").arg(done_set).query_async(storage.get_connection()).await?;

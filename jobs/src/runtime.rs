@@ -134,7 +134,7 @@ impl Queue {
                     let storage = self.inner.broker.sqlite_storage(config, lane);
                     monitor = monitor.register(move |restarts| {
                         WorkerBuilder::new(restart_name(&name, restarts).as_str())
-                            .backend(storage.clone().poll_with_interval(poll))
+                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::every(poll)))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
                             .build(run_envelope)
@@ -144,7 +144,7 @@ impl Queue {
                     let storage = self.inner.broker.redis_storage(config, lane);
                     monitor = monitor.register(move |restarts| {
                         WorkerBuilder::new(restart_name(&name, restarts).as_str())
-                            .backend(storage.clone().poll_with_interval(poll))
+                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::every(poll)))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
                             .build(run_envelope)

@@ -60,6 +60,9 @@ pub async fn run(args: QueueArgs, config: Config) -> anyhow::Result<ExitCode> {
     println!("queue bench ({} store, {} broker)", store.backend(), broker_name(&config));
     println!("  routine flood: {} jobs drained in {:.2}s = {:.0} jobs/s", args.jobs, drain_secs, args.jobs as f64 / drain_secs);
     println!("  emergency start latency during the flood: median {p50:.1} ms, p99 {p99:.1} ms ({} samples)", latencies.len());
+    if let Some((i, worst)) = latencies.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) {
+        println!("  slowest emergency: sample {} of {}, {worst:.1} ms", i + 1, latencies.len());
+    }
     println!("  ratio: flood drain time / emergency median = {:.0}x", drain_secs * 1000.0 / p50.max(0.001));
     Ok(ExitCode::SUCCESS)
 }

@@ -223,3 +223,34 @@ async fn jobs_lost_by_redis_run_again_from_the_backlog() {
     assert_eq!(store.probe_counts().await.unwrap().distinct, 50);
     worker.shutdown().await.unwrap();
 }
+
+/// Regression: apalis-core's interval strategy could leave an idle worker asleep until its
+/// next heartbeat (jobs/src/poll.rs). With a 30 s heartbeat, that bug shows as emergencies
+/// waiting up to 30 s; a 10 s deadline catches it and cannot flake on a healthy queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn emergencies_during_a_flood_never_wait_for_the_heartbeat() {
+    let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
+    let mut settings = env.settings();
+    settings.queue_heartbeat_secs = 30;
+    settings.queue_orphan_after_secs = 60;
+    let store = env.store().await;
+    let queue = env.queue(&store).await;
+    let flood: Vec<NewJob> = (0..5_000).map(|_| NewJob::now(Lane::Routine, probe(1).1)).collect();
+    queue.push(&flood).await.unwrap();
+    let app = TestApp::spawn_with(Config::from_settings(settings).unwrap(), Role::Serve).await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..30 {
+        let (id, job) = probe(0);
+        let pushed = Instant::now();
+        queue.push(&[NewJob::now(Lane::Emergency, job)]).await.unwrap();
+        eventually(Duration::from_secs(10), "an emergency to start well before the 30 s heartbeat", || {
+            let store = store.clone();
+            async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().next() }
+        })
+        .await;
+        worst = worst.max(pushed.elapsed());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    eprintln!("slowest emergency start during the flood: {worst:?}");
+    app.shutdown().await.unwrap();
+}
