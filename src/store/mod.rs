@@ -2,6 +2,7 @@
 //! PostgreSQL for scale-out), both checked by one conformance suite (`tests/api/store.rs`).
 //! SQL that differs between them stays in each backend's module.
 
+pub mod audience;
 mod postgres;
 pub mod residents;
 pub mod residents_types;

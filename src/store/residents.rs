@@ -179,7 +179,13 @@ macro_rules! resident_queries {
             }
 
             async fn mark_contact_gone(&self, contact_id: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE contacts SET status = 'gone' WHERE id = $1").bind(contact_id).execute(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
+                let row: Option<(i64,)> = sqlx::query_as("UPDATE contacts SET status = 'gone' WHERE id = $1 RETURNING subscriber_id")
+                    .bind(contact_id).fetch_optional(&mut *tx).await?;
+                if let Some((sid,)) = row {
+                    refresh_verified_mask(&mut tx, sid).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -230,7 +236,7 @@ macro_rules! resident_queries {
                 sqlx::query("DELETE FROM contacts WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM subscriber_districts WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM subscriber_interests WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
-                sqlx::query("UPDATE subscribers SET erased_at = $1, quiet_from = NULL, quiet_to = NULL WHERE id = $2")
+                sqlx::query("UPDATE subscribers SET erased_at = $1, quiet_from = NULL, quiet_to = NULL, district_mask = 0, interest_mask = 0, verified_mask = 0 WHERE id = $2")
                     .bind(now).bind(sid).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -316,34 +322,23 @@ macro_rules! resident_queries {
             }
 
             async fn estimate(&self, q: &AudienceQuery) -> StoreResult<AudienceCounts> {
-                let mut b = sqlx::QueryBuilder::<$db>::new("");
-                <$store>::push_audience(&mut b, q);
-                b.push("SELECT c.channel, a.language, count(*) FROM audience a JOIN contacts c ON c.subscriber_id = a.id \
-                        WHERE c.status = 'verified' AND c.channel IN ");
-                b.push_tuples(&q.channels, |mut t, c| { t.push_bind(c.as_str()); });
-                b.push(" GROUP BY c.channel, a.language ORDER BY c.channel, a.language");
-                let by_channel_language: Vec<(String, String, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
-
-                let mut b = sqlx::QueryBuilder::<$db>::new("");
-                <$store>::push_audience(&mut b, q);
-                b.push("SELECT sd.district, count(*) FROM audience a \
-                        JOIN subscriber_districts sd ON sd.subscriber_id = a.id \
-                        JOIN contacts c ON c.subscriber_id = a.id \
-                        WHERE c.status = 'verified' AND sd.district IN ");
-                b.push_tuples(&q.districts, |mut t, d| { t.push_bind(d.as_str()); });
-                b.push(" AND c.channel IN ");
-                b.push_tuples(&q.channels, |mut t, c| { t.push_bind(c.as_str()); });
-                b.push(" GROUP BY sd.district ORDER BY sd.district");
-                let by_district: Vec<(String, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
-
-                let mut b = sqlx::QueryBuilder::<$db>::new("");
-                <$store>::push_audience(&mut b, q);
-                b.push("SELECT count(*) FROM audience a WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.subscriber_id = a.id \
-                        AND c.status = 'verified' AND c.channel IN ");
-                b.push_tuples(&q.channels, |mut t, c| { t.push_bind(c.as_str()); });
-                b.push(")");
-                let (subscribers,): (i64,) = b.build_query_as().fetch_one(&self.pool).await?;
-                Ok(AudienceCounts { by_channel_language, by_district, subscribers })
+                use crate::store::audience::{Masks, fold};
+                let all_d: Vec<String> = crate::store::Store::districts(self).await?.into_iter().map(|d| d.slug).collect();
+                let all_i: Vec<String> = crate::store::Store::interests(self).await?.into_iter().map(|i| i.slug).collect();
+                let masks = Masks::new(q, &all_d, &all_i);
+                // Group by the masks: a few hundred groups for a million residents, expanded
+                // into per-channel and per-district counts by `fold`.
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT language, district_mask, verified_mask, count(*) FROM subscribers WHERE erased_at IS NULL AND district_mask & ");
+                b.push_bind(masks.district_any).push(" <> 0 AND verified_mask & ").push_bind(masks.channel_any).push(" <> 0");
+                if masks.interest_any != 0 {
+                    b.push(" AND interest_mask & ").push_bind(masks.interest_any).push(" <> 0");
+                }
+                b.push(" AND language IN ");
+                b.push_tuples(&q.languages, |mut t, l| { t.push_bind(l.clone()); });
+                b.push(" GROUP BY language, district_mask, verified_mask");
+                let groups: Vec<(String, i64, i64, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
+                Ok(fold(groups, &masks))
             }
 
             async fn subscriber_by_contact(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {
@@ -357,24 +352,6 @@ macro_rules! resident_queries {
                 sqlx::query("INSERT INTO audit_log (official_id, action, subject, reached, at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(official_id).bind(action).bind(subject).bind(reached).bind(now).execute(&self.pool).await?;
                 Ok(())
-            }
-        }
-
-        impl $store {
-            /// `audience` CTE: the subscribers an audience reaches, one row each.
-            fn push_audience(b: &mut sqlx::QueryBuilder<$db>, q: &AudienceQuery) {
-                b.push("WITH audience AS (SELECT DISTINCT s.id, s.language FROM subscribers s \
-                        JOIN subscriber_districts sd ON sd.subscriber_id = s.id \
-                        WHERE s.erased_at IS NULL AND sd.district IN ");
-                b.push_tuples(&q.districts, |mut t, d| { t.push_bind(d.as_str()); });
-                b.push(" AND s.language IN ");
-                b.push_tuples(&q.languages, |mut t, l| { t.push_bind(l.as_str()); });
-                if !q.all_interests && !q.interests.is_empty() {
-                    b.push(" AND EXISTS (SELECT 1 FROM subscriber_interests si WHERE si.subscriber_id = s.id AND si.interest IN ");
-                    b.push_tuples(&q.interests, |mut t, i| { t.push_bind(i.as_str()); });
-                    b.push(")");
-                }
-                b.push(") ");
             }
         }
 
@@ -411,6 +388,27 @@ macro_rules! resident_queries {
                         .bind(sid).bind(i).execute(&mut **tx).await?;
                 }
             }
+            if districts.is_some() || interests.is_some() {
+                // SUM of distinct powers of two is their bitwise OR, in both dialects.
+                sqlx::query(
+                    "UPDATE subscribers SET
+                       district_mask = (SELECT COALESCE(SUM(DISTINCT CAST(1 AS BIGINT) << (d.position - 1)), 0)
+                                        FROM subscriber_districts sd JOIN districts d ON d.slug = sd.district WHERE sd.subscriber_id = $1),
+                       interest_mask = (SELECT COALESCE(SUM(DISTINCT CAST(1 AS BIGINT) << (i.position - 1)), 0)
+                                        FROM subscriber_interests si JOIN interests i ON i.slug = si.interest WHERE si.subscriber_id = $1)
+                     WHERE id = $1")
+                    .bind(sid).execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Recompute which channels of a subscriber are verified (after any status change).
+        async fn refresh_verified_mask(tx: &mut sqlx::Transaction<'_, $db>, sid: i64) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE subscribers SET verified_mask = (SELECT COALESCE(SUM(DISTINCT CASE channel WHEN 'email' THEN 1 WHEN 'sms' THEN 2 ELSE 4 END), 0)
+                                                         FROM contacts WHERE subscriber_id = $1 AND status = 'verified')
+                 WHERE id = $1")
+                .bind(sid).execute(&mut **tx).await?;
             Ok(())
         }
 
@@ -436,7 +434,8 @@ macro_rules! resident_queries {
         async fn record_consent(tx: &mut sqlx::Transaction<'_, $db>, sid: i64, channel: &str, version: &str, action: &str, method: &str, now: i64) -> StoreResult<()> {
             sqlx::query("INSERT INTO consents (subscriber_id, channel, consent_version, action, method, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(sid).bind(channel).bind(version).bind(action).bind(method).bind(now).execute(&mut **tx).await?;
-            Ok(())
+            // Every consent change goes with a contact status change: keep the mask in step.
+            refresh_verified_mask(tx, sid).await
         }
 
         async fn load_preferences(pool: &sqlx::Pool<$db>, public_id: &str) -> StoreResult<SubscriberState> {
