@@ -22,7 +22,7 @@ impl JobHandler for Handlers {
         Box::pin(async move {
             match job {
                 Job::ProbeV1 { probe_id, sleep_ms } => run_probe(&store, &probe_id.to_string(), sleep_ms, &ctx).await,
-                Job::VerifyContactV1 { contact_id } => residents::verify::run(&residents, contact_id).await,
+                Job::VerifyContactV1 { contact_id } => residents::verify::run(&residents, contact_id, ctx.attempt).await,
                 Job::PurgeUnverifiedV1 => {
                     let purged = store.purge_unverified(now_ms() - residents::UNVERIFIED_RETENTION_MS).await.map_err(transient)?;
                     tracing::info!(purged, "unverified sign-ups purged");

@@ -129,7 +129,8 @@ fn batch_size(config: &QueueConfig, lane: Lane) -> usize {
     config.concurrency(lane).clamp(1, 100)
 }
 
-fn ensure_parent_dir(url: &str) {
+/// Create the folder of a `sqlite://` file, so a first start needs no manual step.
+pub fn ensure_parent_dir(url: &str) {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if let Some(parent) = std::path::Path::new(path).parent() {

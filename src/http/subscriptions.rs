@@ -12,7 +12,7 @@ use crate::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(subscribe)).routes(routes!(verify_code))
+    OpenApiRouter::new().routes(routes!(subscribe)).routes(routes!(verify_code)).routes(routes!(resend))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -82,4 +82,28 @@ async fn verify_code(State(state): State<AppState>, ApiJson(req): ApiJson<Verify
         // The same words whether the number is unknown, the code wrong, or its tries spent.
         CodeCheck::Wrong | CodeCheck::NoLiveCode => Err(ApiError::field("code", "the code is wrong or has expired; ask for a new one by signing up again")),
     }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resend {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// Send the verification message of a pending contact again. Always `202` with the same body,
+/// known address or not; the per-address limits apply, silently.
+#[utoipa::path(post, path = "/api/v1/subscriptions/resend", tag = "residents", request_body = Resend,
+    responses((status = 202, body = Accepted), (status = 422, body = super::error::ErrorEnvelope), (status = 429)))]
+async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<Resend>) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let (channel, address) = match (&req.email, &req.phone) {
+        (Some(e), None) => ("email", crate::domain::EmailAddress::parse(e).map_err(|m| ApiError::field("email", m))?.as_str().to_owned()),
+        (None, Some(p)) => ("sms", PhoneNumber::parse(p, &state.config.sms_countries).map_err(|m| ApiError::field("phone", m))?.as_str().to_owned()),
+        _ => return Err(ApiError::field("email", "give exactly one of email or phone")),
+    };
+    if let Some(contact) = state.store.pending_contact(channel, &address).await? {
+        let contact = crate::store::SignupContact { contact_id: contact, channel: channel.into(), status: "pending".into(), new: false };
+        state.residents.queue_verifications(&state.queue, &[contact]).await.map_err(ApiError::internal)?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }

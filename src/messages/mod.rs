@@ -4,7 +4,8 @@
 //! their readers are not browsers. Each resident's language falls back to Polish.
 //!
 //! SMS verification texts avoid Polish letters on purpose: one such letter switches the
-//! message to UCS-2 and 70 characters per segment.
+//! message to UCS-2 and 70 characters per segment. The preferences link still makes them two
+//! GSM-7 segments.
 
 mod embedded;
 
@@ -73,8 +74,8 @@ mod tests {
     fn every_language_has_every_message() {
         let m = Messages::new();
         for lang in [Language::Pl, Language::En, Language::Uk] {
-            let sms = m.render("sms/verify", lang, &json!({"code": "123456"})).unwrap();
-            assert!(sms.contains("123456") && sms.is_ascii(), "{sms}");
+            let sms = m.render("sms/verify", lang, &json!({"code": "123456", "preferences_url": "https://x/p/t"})).unwrap();
+            assert!(sms.contains("123456") && sms.contains("https://x/p/t") && sms.is_ascii(), "{sms}");
         }
     }
 }

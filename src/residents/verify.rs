@@ -12,7 +12,7 @@ use super::{ResidentsCtx, secrets};
 use crate::{
     channels::{Address, Message, PushTarget, SendError},
     domain::Language,
-    store::{ContactTarget, now_ms},
+    store::{ContactTarget, SendLimits, now_ms},
 };
 
 /// How long an email link and an SMS code stay valid.
@@ -21,7 +21,8 @@ pub const SMS_CODE_TTL: Duration = Duration::from_secs(10 * 60);
 const MIN_GAP: Duration = Duration::from_secs(60);
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-pub async fn run(ctx: &ResidentsCtx, contact_id: i64) -> Result<(), HandlerError> {
+/// `attempt` is the job's run: a retry after a failed send already holds its reservation.
+pub async fn run(ctx: &ResidentsCtx, contact_id: i64, attempt: i32) -> Result<(), HandlerError> {
     let store = &ctx.store;
     let Some(target) = store.contact_target(contact_id).await.map_err(retry)? else { return Ok(()) };
     if target.status != "pending" {
@@ -29,20 +30,19 @@ pub async fn run(ctx: &ResidentsCtx, contact_id: i64) -> Result<(), HandlerError
     }
     let now = now_ms();
     let address_hash = secrets::digest(&format!("{}:{}", target.channel, target.address));
-    if !within_limits(ctx, &target, &address_hash, now).await? {
+    if attempt <= 1 && !within_limits(ctx, &target, &address_hash, now).await? {
         return Ok(());
     }
     let lang = Language::parse(&target.language).unwrap_or_default();
     let preferences_url = ctx.preferences_url(&target.public_id);
     let (address, message, secret) = match target.channel.as_str() {
         "email" => email_message(ctx, &target, lang, &preferences_url)?,
-        "sms" => sms_message(ctx, &target, lang)?,
+        "sms" => sms_message(ctx, &target, lang, &preferences_url)?,
         _ => push_message(ctx, &target, lang, &preferences_url)?,
     };
     if let Some((hash, expires_at)) = secret {
         store.set_verify_secret(contact_id, &hash, expires_at).await.map_err(retry)?;
     }
-    store.record_verification_send(&target.channel, &address_hash, now).await.map_err(retry)?;
     let channel = ctx.channels.get(address.kind());
     match channel.send(&address, &message).await {
         Ok(_) => {
@@ -66,26 +66,19 @@ pub async fn run(ctx: &ResidentsCtx, contact_id: i64) -> Result<(), HandlerError
 /// One message per minute and five a day per address; for SMS also the city's daily budget.
 /// Going over is silent: the resident sees the same answer, and no message goes out.
 async fn within_limits(ctx: &ResidentsCtx, target: &ContactTarget, address_hash: &str, now: i64) -> Result<bool, HandlerError> {
-    let store = &ctx.store;
-    let recent = store.verification_sends_since(address_hash, now - MIN_GAP.as_millis() as i64).await.map_err(retry)?;
-    let today = store.verification_sends_since(address_hash, now - DAY_MS).await.map_err(retry)?;
-    if recent > 0 || today >= 5 {
-        metrics::counter!("hejnal_verifications_skipped_total", "reason" => "per_contact_limit").increment(1);
-        return Ok(false);
-    }
-    if target.channel == "sms" {
-        let used = store.channel_sends_since("sms", now - DAY_MS).await.map_err(retry)?;
-        let budget = ctx.sms_daily_budget as i64;
-        metrics::gauge!("hejnal_sms_verification_budget_used_ratio").set(used as f64 / budget.max(1) as f64);
-        if used * 10 >= budget * 9 {
-            tracing::warn!(used, budget, "daily SMS verification budget is nearly spent");
-        }
-        if used >= budget {
-            metrics::counter!("hejnal_verifications_skipped_total", "reason" => "sms_daily_budget").increment(1);
-            return Ok(false);
+    let limits = SendLimits {
+        min_gap_ms: MIN_GAP.as_millis() as i64,
+        per_address: 5,
+        window_ms: DAY_MS,
+        channel_budget: (target.channel == "sms").then_some(ctx.sms_daily_budget as i64),
+    };
+    match ctx.store.reserve_verification_send(&target.channel, address_hash, now, &limits).await.map_err(retry)? {
+        None => Ok(true),
+        Some(reason) => {
+            metrics::counter!("hejnal_verifications_skipped_total", "reason" => reason).increment(1);
+            Ok(false)
         }
     }
-    Ok(true)
 }
 
 type Prepared = (Address, Message, Option<(String, i64)>);
@@ -105,9 +98,10 @@ fn email_message(ctx: &ResidentsCtx, t: &ContactTarget, lang: Language, preferen
     Ok((Address::Email(t.address.clone()), message, Some((secrets::digest(&token), expires))))
 }
 
-fn sms_message(ctx: &ResidentsCtx, t: &ContactTarget, lang: Language) -> Result<Prepared, HandlerError> {
+fn sms_message(ctx: &ResidentsCtx, t: &ContactTarget, lang: Language, preferences_url: &str) -> Result<Prepared, HandlerError> {
     let code = secrets::sms_code();
-    let text = render(ctx, "sms/verify", lang, &json!({"code": code}))?;
+    // Every message carries the preferences link, the SMS too (it costs a second segment).
+    let text = render(ctx, "sms/verify", lang, &json!({"code": code, "preferences_url": preferences_url}))?;
     let message = Message::new(format!("verify-{}-{}", t.contact_id, secrets::random_token(6)), "", text);
     let expires = now_ms() + SMS_CODE_TTL.as_millis() as i64;
     Ok((Address::Phone(t.address.clone()), message, Some((sms_code_digest(&t.address, &code), expires))))

@@ -36,6 +36,13 @@ impl PgStore {
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// A transaction-scoped lock, so that checking the limits and recording a send is one step
+    /// across processes. Verification sends are rare; one lock for all of them costs nothing.
+    pub(crate) async fn serialise_verification_sends(&self, tx: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(7243010)").execute(&mut **tx).await?;
+        Ok(())
+    }
 }
 
 fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {

@@ -16,9 +16,10 @@ pub trait Residents: Send + Sync {
     async fn contact_target(&self, contact_id: i64) -> StoreResult<Option<ContactTarget>>;
     /// Store the digest of a new link token or code; tries start again.
     async fn set_verify_secret(&self, contact_id: i64, hash: &str, expires_at: i64) -> StoreResult<()>;
-    async fn verification_sends_since(&self, address_hash: &str, since: i64) -> StoreResult<i64>;
-    async fn channel_sends_since(&self, channel: &str, since: i64) -> StoreResult<i64>;
-    async fn record_verification_send(&self, channel: &str, address_hash: &str, now: i64) -> StoreResult<()>;
+    /// Check the limits and record the send in one step, so concurrent jobs cannot all pass
+    /// a check that only one may pass. `None` when within limits (and now recorded);
+    /// otherwise which limit was hit.
+    async fn reserve_verification_send(&self, channel: &str, address_hash: &str, now: i64, limits: &SendLimits) -> StoreResult<Option<&'static str>>;
     /// Verify the email contact holding this link digest. Returns the subscriber's public id and language.
     async fn verify_email(&self, hash: &str, now: i64, consent_version: &str) -> StoreResult<Option<(String, String)>>;
     async fn verify_sms(&self, phone: &str, hash: &str, now: i64, consent_version: &str) -> StoreResult<CodeCheck>;
@@ -47,6 +48,8 @@ pub trait Residents: Send + Sync {
     async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<(Option<i64>, String, String, i64)>>;
     /// Count what an audience reaches (verified contacts only).
     async fn estimate(&self, q: &AudienceQuery) -> StoreResult<AudienceCounts>;
+    /// The id of this contact if it awaits verification.
+    async fn pending_contact(&self, channel: &str, address: &str) -> StoreResult<Option<i64>>;
     /// The public id of the subscriber holding this contact.
     async fn subscriber_by_contact(&self, channel: &str, address: &str) -> StoreResult<Option<String>>;
 }
@@ -107,22 +110,31 @@ macro_rules! resident_queries {
                 Ok(())
             }
 
-            async fn verification_sends_since(&self, address_hash: &str, since: i64) -> StoreResult<i64> {
-                let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM verification_sends WHERE address_hash = $1 AND sent_at >= $2")
-                    .bind(address_hash).bind(since).fetch_one(&self.pool).await?;
-                Ok(n)
-            }
-
-            async fn channel_sends_since(&self, channel: &str, since: i64) -> StoreResult<i64> {
-                let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM verification_sends WHERE channel = $1 AND sent_at >= $2")
-                    .bind(channel).bind(since).fetch_one(&self.pool).await?;
-                Ok(n)
-            }
-
-            async fn record_verification_send(&self, channel: &str, address_hash: &str, now: i64) -> StoreResult<()> {
+            async fn reserve_verification_send(&self, channel: &str, address_hash: &str, now: i64, limits: &SendLimits) -> StoreResult<Option<&'static str>> {
+                let mut tx = self.begin_write().await?;
+                self.serialise_verification_sends(&mut tx).await?;
+                let (recent,): (i64,) = sqlx::query_as("SELECT count(*) FROM verification_sends WHERE address_hash = $1 AND sent_at >= $2")
+                    .bind(address_hash).bind(now - limits.min_gap_ms).fetch_one(&mut *tx).await?;
+                let (today,): (i64,) = sqlx::query_as("SELECT count(*) FROM verification_sends WHERE address_hash = $1 AND sent_at >= $2")
+                    .bind(address_hash).bind(now - limits.window_ms).fetch_one(&mut *tx).await?;
+                if recent > 0 || today >= limits.per_address {
+                    return Ok(Some("per_contact_limit"));
+                }
+                if let Some(budget) = limits.channel_budget {
+                    let (used,): (i64,) = sqlx::query_as("SELECT count(*) FROM verification_sends WHERE channel = $1 AND sent_at >= $2")
+                        .bind(channel).bind(now - limits.window_ms).fetch_one(&mut *tx).await?;
+                    metrics::gauge!("hejnal_sms_verification_budget_used_ratio").set(used as f64 / budget.max(1) as f64);
+                    if used * 10 >= budget * 9 {
+                        tracing::warn!(used, budget, "daily SMS verification budget is nearly spent");
+                    }
+                    if used >= budget {
+                        return Ok(Some("sms_daily_budget"));
+                    }
+                }
                 sqlx::query("INSERT INTO verification_sends (channel, address_hash, sent_at) VALUES ($1, $2, $3)")
-                    .bind(channel).bind(address_hash).bind(now).execute(&self.pool).await?;
-                Ok(())
+                    .bind(channel).bind(address_hash).bind(now).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(None)
             }
 
             async fn verify_email(&self, hash: &str, now: i64, consent_version: &str) -> StoreResult<Option<(String, String)>> {
@@ -339,6 +351,12 @@ macro_rules! resident_queries {
                 b.push(" GROUP BY language, district_mask, verified_mask");
                 let groups: Vec<(String, i64, i64, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
                 Ok(fold(groups, &masks))
+            }
+
+            async fn pending_contact(&self, channel: &str, address: &str) -> StoreResult<Option<i64>> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM contacts WHERE channel = $1 AND address = $2 AND status = 'pending'")
+                    .bind(channel).bind(address).fetch_optional(&self.pool).await?;
+                Ok(row.map(|(id,)| id))
             }
 
             async fn subscriber_by_contact(&self, channel: &str, address: &str) -> StoreResult<Option<String>> {

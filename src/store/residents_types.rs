@@ -131,3 +131,15 @@ pub struct ImportRow {
     /// When they agreed, ms since the epoch.
     pub consented_at: i64,
 }
+
+/// Limits on verification messages.
+#[derive(Debug, Clone)]
+pub struct SendLimits {
+    /// No second message to an address within this many ms.
+    pub min_gap_ms: i64,
+    /// At most `per_address` messages to an address within `window_ms`.
+    pub per_address: i64,
+    pub window_ms: i64,
+    /// For SMS: at most this many in `window_ms` across all numbers.
+    pub channel_budget: Option<i64>,
+}

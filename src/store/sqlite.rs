@@ -22,7 +22,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SqliteStore> {
-        create_parent_dir(url);
+        hejnal_jobs::broker::ensure_parent_dir(url);
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -44,15 +44,10 @@ impl SqliteStore {
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
-}
 
-fn create_parent_dir(url: &str) {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or(path);
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            let _ = std::fs::create_dir_all(parent);
-        }
+    /// SQLite: `BEGIN IMMEDIATE` already serialises every writer.
+    pub(crate) async fn serialise_verification_sends(&self, _tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<(), sqlx::Error> {
+        Ok(())
     }
 }
 

@@ -136,3 +136,36 @@ both_backends! {
         kit.app.shutdown().await.unwrap();
     }
 }
+
+both_backends! {
+    async fn resend_answers_the_same_for_known_and_unknown_and_sends_after_the_minute(env) {
+        let kit = Kit::start(&env).await;
+        assert_eq!(kit.post("/api/v1/subscriptions", &json!({"districts": ["debniki"], "email": "late@example.com"})).await.status(), 202);
+        kit.email_text(0).await;
+        let known = kit.post("/api/v1/subscriptions/resend", &json!({"email": "late@example.com"})).await;
+        let unknown = kit.post("/api/v1/subscriptions/resend", &json!({"email": "nobody@example.com"})).await;
+        assert_eq!((known.status().as_u16(), unknown.status().as_u16()), (202, 202));
+        assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(kit.smtp.received().len(), 1, "within the minute, the resend is silently skipped");
+        let bad = kit.post("/api/v1/subscriptions/resend", &json!({"email": "x"})).await;
+        assert_eq!(bad.status(), 422);
+        kit.app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn a_verification_sms_the_gateway_refused_once_is_retried_and_arrives(env) {
+        use crate::sinks::sms::Reply;
+        let kit = Kit::start(&env).await;
+        kit.sms.then(Reply::new(500, "{}"));
+        assert_eq!(kit.post("/api/v1/subscriptions", &json!({"districts": ["swoszowice"], "phone": "607 000 333"})).await.status(), 202);
+        let sms = &kit.sms;
+        // The first try fails (500); the retry comes 30 s later and must not be held back by
+        // the per-contact limit its own first try recorded.
+        eventually(Duration::from_secs(90), "the retried SMS", || async move { (sms.requests().len() >= 2).then_some(()) }).await;
+        let second = kit.sms.requests()[1].json();
+        assert_eq!(second["to"], "+48607000333");
+        kit.app.shutdown().await.unwrap();
+    }
+}
