@@ -3,6 +3,7 @@
 //! SQL that differs between them stays in each backend's module.
 
 pub mod audience;
+pub mod common;
 mod postgres;
 pub mod residents;
 pub mod residents_types;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use hejnal_jobs::Backlog;
 
+pub use common::CommonQueries;
 pub use postgres::PgStore;
 pub use residents::Residents;
 pub use residents_types::*;
@@ -78,27 +80,16 @@ pub struct ProbeCounts {
 pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
 
 #[async_trait]
-pub trait Store: Residents + Send + Sync + 'static {
+pub trait Store: CommonQueries + Residents + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
     /// Bring the schema up to date; safe to run from several processes at once.
     async fn migrate(&self) -> StoreResult<()>;
-    async fn ping(&self) -> StoreResult<()>;
     /// The job backlog lives in this database, so the queue shares its transactions.
     fn backlog(&self) -> Backlog;
 
-    async fn districts(&self) -> StoreResult<Vec<District>>;
-    async fn interests(&self) -> StoreResult<Vec<Interest>>;
 
-    async fn probe_started(&self, probe_id: &str, worker_id: &str, lane: &str) -> StoreResult<i64>;
-    async fn probe_finished(&self, run_id: i64) -> StoreResult<()>;
-    async fn probe_runs(&self, probe_id: &str) -> StoreResult<Vec<ProbeRun>>;
-    /// How many probe runs have started and finished in all: for the flood test and bench.
-    async fn probe_counts(&self) -> StoreResult<ProbeCounts>;
-    /// How many runs of a lane started after `after_ms`: did an emergency overtake a flood?
-    async fn probe_started_after(&self, lane: &str, after_ms: i64) -> StoreResult<i64>;
 
-    async fn add_official(&self, email: &str, role: &str, password_hash: &str) -> StoreResult<i64>;
     /// Store a token digest for an official; `ttl_days` from now.
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()>;
     /// Revoke a token by digest; false when no live token matched.

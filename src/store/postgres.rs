@@ -5,11 +5,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult, now_ms};
+use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult};
 use hejnal_jobs::Backlog;
 
 use super::residents_types::*;
 
+super::common::common_queries!(PgStore);
 super::residents::resident_queries!(PgStore, sqlx::Postgres);
 
 #[derive(Debug, Clone)]
@@ -45,13 +46,6 @@ impl PgStore {
     }
 }
 
-fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Database(e),
-    }
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -63,85 +57,8 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     fn backlog(&self) -> Backlog {
         Backlog::Postgres(self.pool.clone())
-    }
-
-    async fn districts(&self) -> StoreResult<Vec<District>> {
-        Ok(sqlx::query_as("SELECT slug, number, name_pl, name_en, name_uk FROM districts ORDER BY position")
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    async fn interests(&self) -> StoreResult<Vec<Interest>> {
-        Ok(sqlx::query_as("SELECT slug, name_pl, name_en, name_uk FROM interests ORDER BY position")
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    async fn probe_started(&self, probe_id: &str, worker_id: &str, lane: &str) -> StoreResult<i64> {
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO probe_runs (probe_id, worker_id, lane, started_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(probe_id)
-        .bind(worker_id)
-        .bind(lane)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
-    }
-
-    async fn probe_finished(&self, run_id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE probe_runs SET finished_at = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn probe_runs(&self, probe_id: &str) -> StoreResult<Vec<ProbeRun>> {
-        Ok(sqlx::query_as(
-            "SELECT probe_id, worker_id, lane, started_at, finished_at FROM probe_runs WHERE probe_id = $1 ORDER BY id",
-        )
-        .bind(probe_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn probe_counts(&self) -> StoreResult<ProbeCounts> {
-        Ok(sqlx::query_as(
-            "SELECT count(*) AS runs, count(finished_at) AS finished, count(DISTINCT probe_id) AS \"distinct\" FROM probe_runs",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    async fn probe_started_after(&self, lane: &str, after_ms: i64) -> StoreResult<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_runs WHERE lane = $1 AND started_at > $2")
-            .bind(lane)
-            .bind(after_ms)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n)
-    }
-
-    async fn add_official(&self, email: &str, role: &str, password_hash: &str) -> StoreResult<i64> {
-        let (id,): (i64,) =
-            sqlx::query_as("INSERT INTO officials (email, role, password_hash) VALUES ($1, $2, $3) RETURNING id")
-                .bind(email)
-                .bind(role)
-                .bind(password_hash)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| unique_violation(e, "an official with this email"))?;
-        Ok(id)
     }
 
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {

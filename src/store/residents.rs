@@ -335,8 +335,8 @@ macro_rules! resident_queries {
 
             async fn estimate(&self, q: &AudienceQuery) -> StoreResult<AudienceCounts> {
                 use crate::store::audience::{Masks, fold};
-                let all_d: Vec<String> = crate::store::Store::districts(self).await?.into_iter().map(|d| d.slug).collect();
-                let all_i: Vec<String> = crate::store::Store::interests(self).await?.into_iter().map(|i| i.slug).collect();
+                let all_d: Vec<String> = crate::store::CommonQueries::districts(self).await?.into_iter().map(|d| d.slug).collect();
+                let all_i: Vec<String> = crate::store::CommonQueries::interests(self).await?.into_iter().map(|i| i.slug).collect();
                 let masks = Masks::new(q, &all_d, &all_i);
                 // Group by the masks: a few hundred groups for a million residents, expanded
                 // into per-channel and per-district counts by `fold`.
