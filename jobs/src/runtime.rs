@@ -1,7 +1,14 @@
 //! The worker runtime: one apalis worker per lane in each process, each with its own
 //! concurrency, so a flood of routine work never delays an emergency job.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+};
 
 use apalis::prelude::*;
 use tokio::sync::Notify;
@@ -46,8 +53,10 @@ pub(crate) struct Inner {
     pub(crate) backlog: Backlog,
     pub(crate) broker: Broker,
     pub(crate) worker_id: WorkerId,
-    /// Wakes this process's pump of each lane when work arrives or finishes.
+    /// Wakes this process's pump of each lane when work arrives or room frees up.
     pub(crate) wake: [Notify; 2],
+    /// Jobs finished per lane since the pump was last woken for room (see `note_finished`).
+    pub(crate) finished: [AtomicU32; 2],
 }
 
 impl Queue {
@@ -57,7 +66,14 @@ impl Queue {
         let worker_id = WorkerId::generate();
         tracing::info!(%worker_id, broker = ?broker, prefix = %config.prefix, "queue connected");
         Ok(Queue {
-            inner: Arc::new(Inner { config, backlog, broker, worker_id, wake: [Notify::new(), Notify::new()] }),
+            inner: Arc::new(Inner {
+                config,
+                backlog,
+                broker,
+                worker_id,
+                wake: [Notify::new(), Notify::new()],
+                finished: [AtomicU32::new(0), AtomicU32::new(0)],
+            }),
         })
     }
 
@@ -174,6 +190,18 @@ impl Inner {
     pub(crate) fn wake(&self, lane: Lane) {
         self.wake[lane as usize].notify_one();
     }
+
+    /// A job finished. Wake the pump once a quarter of the lane's room has freed, not after
+    /// every job: each release is a database transaction, and the pump's idle tick releases
+    /// the rest.
+    fn note_finished(&self, lane: Lane) {
+        let every = (self.config.max_ready / 4).max(1);
+        let count = &self.finished[lane as usize];
+        if count.fetch_add(1, Ordering::Relaxed) + 1 >= every {
+            count.store(0, Ordering::Relaxed);
+            self.wake(lane);
+        }
+    }
 }
 
 /// Runs one envelope against the backlog's record of it.
@@ -216,8 +244,7 @@ impl Dispatcher {
                 metrics::counter!("hejnal_jobs_failed_total", "lane" => lane.as_str(), "job" => kind, "outcome" => "dead").increment(1);
             }
         }
-        // Room in the broker: let the pump release more.
-        self.inner.wake(lane);
+        self.inner.note_finished(lane);
         Ok(())
     }
 }
