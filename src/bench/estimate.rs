@@ -92,28 +92,30 @@ pub async fn run(args: EstimateArgs, config: Config) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// Residents an earlier run seeded here.
 async fn count_seeded(url: &str) -> anyhow::Result<i64> {
-    use sqlx::Connection;
-    const SQL: &str = "SELECT count(*) FROM subscribers WHERE public_id LIKE 'bench-%'";
-    let (n,): (i64,) = if url.starts_with("sqlite:") {
-        sqlx::query_as(SQL).fetch_one(&mut sqlx::SqliteConnection::connect(url).await?).await?
-    } else {
-        sqlx::query_as(SQL).fetch_one(&mut sqlx::PgConnection::connect(url).await?).await?
-    };
-    Ok(n)
+    scalar(url, "SELECT count(*) FROM subscribers WHERE public_id LIKE 'bench-%'").await
 }
 
 /// Recipients in podgorze following water, counted the slow, obvious way.
 async fn count_by_join(url: &str) -> anyhow::Result<i64> {
+    scalar(
+        url,
+        "SELECT count(*) FROM contacts c JOIN subscribers s ON s.id = c.subscriber_id
+         WHERE c.status = 'verified' AND s.erased_at IS NULL
+           AND EXISTS (SELECT 1 FROM subscriber_districts sd WHERE sd.subscriber_id = s.id AND sd.district = 'podgorze')
+           AND EXISTS (SELECT 1 FROM subscriber_interests si WHERE si.subscriber_id = s.id AND si.interest = 'water')",
+    )
+    .await
+}
+
+/// One number from one query, on a connection of its own (the store hides its pool).
+async fn scalar(url: &str, sql: &'static str) -> anyhow::Result<i64> {
     use sqlx::Connection;
-    const SQL: &str = "SELECT count(*) FROM contacts c JOIN subscribers s ON s.id = c.subscriber_id
-        WHERE c.status = 'verified' AND s.erased_at IS NULL
-          AND EXISTS (SELECT 1 FROM subscriber_districts sd WHERE sd.subscriber_id = s.id AND sd.district = 'podgorze')
-          AND EXISTS (SELECT 1 FROM subscriber_interests si WHERE si.subscriber_id = s.id AND si.interest = 'water')";
     let (n,): (i64,) = if url.starts_with("sqlite:") {
-        sqlx::query_as(SQL).fetch_one(&mut sqlx::SqliteConnection::connect(url).await?).await?
+        sqlx::query_as(sql).fetch_one(&mut sqlx::SqliteConnection::connect(url).await?).await?
     } else {
-        sqlx::query_as(SQL).fetch_one(&mut sqlx::PgConnection::connect(url).await?).await?
+        sqlx::query_as(sql).fetch_one(&mut sqlx::PgConnection::connect(url).await?).await?
     };
     Ok(n)
 }

@@ -46,8 +46,7 @@ async fn inbound(State(state): State<AppState>, headers: HeaderMap, ApiJson(sms)
     let stop = matches!(keyword.as_str(), "STOP" | "STOP ALL" | "UNSUBSCRIBE" | "NIE" | "СТОП");
     let start = matches!(keyword.as_str(), "START" | "TAK" | "СТАРТ");
     if stop || start {
-        let countries: Vec<String> = state.config.sms_countries.clone();
-        if let Ok(phone) = PhoneNumber::parse(&sms.from, &countries) {
+        if let Ok(phone) = PhoneNumber::parse(&sms.from, &state.config.sms_countries) {
             let changed = state.store.sms_keyword(phone.as_str(), stop, now_ms(), CONSENT_VERSION).await?;
             if changed {
                 metrics::counter!("hejnal_sms_keywords_total", "keyword" => if stop { "stop" } else { "start" }).increment(1);

@@ -66,8 +66,7 @@ async fn save(State(state): State<AppState>, Path(token): Path<String>, body: By
             Err(e) => super::error::ApiError::from(e).into_response(),
         },
         Err(e) => {
-            let msg = format!("{e:?}");
-            tracing::debug!(%msg, "preferences form refused");
+            tracing::debug!(error = ?e, "preferences form refused");
             render_form(&state, &token, Some("invalid")).await
         }
     }

@@ -318,3 +318,16 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The first run of a probe, once one has started (within `limit`).
+pub async fn probe_started(store: &DynStore, id: Uuid, limit: Duration, what: &str) -> hejnal::store::ProbeRun {
+    eventually(limit, what, || async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().next() }).await
+}
+
+/// A finished run of a probe, once there is one (within `limit`).
+pub async fn probe_finished(store: &DynStore, id: Uuid, limit: Duration, what: &str) -> hejnal::store::ProbeRun {
+    eventually(limit, what, || async move {
+        store.probe_runs(&id.to_string()).await.unwrap().into_iter().find(|r| r.finished_at.is_some())
+    })
+    .await
+}

@@ -7,7 +7,7 @@ use hejnal_jobs::{Job, Lane, NewJob};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, Process, TestEnv, eventually};
+use crate::helpers::{Backend, Process, TestEnv, eventually, probe_finished, probe_started};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -44,11 +44,7 @@ async fn api_and_worker_run_as_separate_processes() {
     let queue = env.queue(&store).await;
     let id = Uuid::new_v4();
     queue.push(&[NewJob::now(Lane::Emergency, Job::ProbeV1 { probe_id: id, sleep_ms: 0 })]).await.unwrap();
-    let run = eventually(Duration::from_secs(60), "the worker process to run the probe", || {
-        let store = store.clone();
-        async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().find(|r| r.finished_at.is_some()) }
-    })
-    .await;
+    let run = probe_finished(&store, id, Duration::from_secs(60), "the worker process to run the probe").await;
     assert_eq!(run.lane, "emergency");
 }
 
@@ -61,21 +57,13 @@ async fn a_job_of_a_killed_worker_completes_in_another_worker() {
 
     let id = Uuid::new_v4();
     queue.push(&[NewJob::now(Lane::Emergency, Job::ProbeV1 { probe_id: id, sleep_ms: 5_000 })]).await.unwrap();
-    let started = eventually(Duration::from_secs(60), "the first worker to start the probe", || {
-        let store = store.clone();
-        async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().next() }
-    })
-    .await;
+    let started = probe_started(&store, id, Duration::from_secs(60), "the first worker to start the probe").await;
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10)).expect("killed worker exits");
     let killed_at = std::time::Instant::now();
 
     let _second = Process::start(&env, &["worker"], &[]);
-    let finished = eventually(Duration::from_secs(90), "another worker to complete the probe", || {
-        let store = store.clone();
-        async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().find(|r| r.finished_at.is_some()) }
-    })
-    .await;
+    let finished = probe_finished(&store, id, Duration::from_secs(90), "another worker to complete the probe").await;
     let recovered_in = killed_at.elapsed();
     assert_ne!(finished.worker_id, started.worker_id, "the restarted process must have a new worker id");
     assert!(recovered_in < Duration::from_secs(60), "recovery took {recovered_in:?}, over the 60 s promise");
@@ -98,11 +86,7 @@ async fn sigterm_drains_the_in_flight_job_then_exits_cleanly() {
     let mut worker = Process::start(&env, &["worker"], &[]);
     let id = Uuid::new_v4();
     queue.push(&[NewJob::now(Lane::Routine, Job::ProbeV1 { probe_id: id, sleep_ms: 2_000 })]).await.unwrap();
-    eventually(Duration::from_secs(60), "the probe to start", || {
-        let store = store.clone();
-        async move { (!store.probe_runs(&id.to_string()).await.unwrap().is_empty()).then_some(()) }
-    })
-    .await;
+    probe_started(&store, id, Duration::from_secs(60), "the probe to start").await;
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(30)).expect("the worker exits after SIGTERM");
     assert!(status.success(), "exit status {status:?}");

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, TestEnv, eventually},
+    helpers::{Backend, TestApp, TestEnv, eventually, probe_finished, probe_started},
 };
 
 fn probe(sleep_ms: u64) -> (Uuid, Job) {
@@ -26,11 +26,7 @@ both_backends! {
         let (routine, job_b) = probe(0);
         queue.push(&[NewJob::now(Lane::Emergency, job_a), NewJob::now(Lane::Routine, job_b)]).await.unwrap();
         for (id, lane) in [(urgent, "emergency"), (routine, "routine")] {
-            let run = eventually(Duration::from_secs(30), "the probe to finish", || {
-                let store = store.clone();
-                async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().find(|r| r.finished_at.is_some()) }
-            })
-            .await;
+            let run = probe_finished(&store, id, Duration::from_secs(30), "the probe to finish").await;
             assert_eq!(run.lane, lane);
         }
         // Finished jobs leave the backlog (the row goes just after the probe records its end).
@@ -56,11 +52,7 @@ both_backends! {
         queue.push(&[NewJob::after(Lane::Routine, job, Duration::from_millis(2000))]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert!(store.probe_runs(&id.to_string()).await.unwrap().is_empty(), "ran before its delay");
-        let run = eventually(Duration::from_secs(30), "the delayed probe", || {
-            let store = store.clone();
-            async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().next() }
-        })
-        .await;
+        let run = probe_started(&store, id, Duration::from_secs(30), "the delayed probe").await;
         // The database clock and ours are the same machine's; 100 ms covers rounding.
         assert!(run.started_at >= pushed_at + 1900, "started {} ms after the push", run.started_at - pushed_at);
         app.shutdown().await.unwrap();
@@ -149,11 +141,7 @@ both_backends! {
         let queue = env.queue(&store).await;
         let (id, job) = probe(1500);
         queue.push(&[NewJob::now(Lane::Routine, job)]).await.unwrap();
-        eventually(Duration::from_secs(30), "the probe to start", || {
-            let store = store.clone();
-            async move { (!store.probe_runs(&id.to_string()).await.unwrap().is_empty()).then_some(()) }
-        })
-        .await;
+        probe_started(&store, id, Duration::from_secs(30), "the probe to start").await;
         app.shutdown().await.unwrap();
         let runs = store.probe_runs(&id.to_string()).await.unwrap();
         assert_eq!(runs.len(), 1);
@@ -171,11 +159,7 @@ both_backends! {
         let queue = env.queue(&store).await;
         let (id, job) = probe(60_000);
         queue.push(&[NewJob::now(Lane::Routine, job)]).await.unwrap();
-        eventually(Duration::from_secs(30), "the probe to start", || {
-            let store = store.clone();
-            async move { (!store.probe_runs(&id.to_string()).await.unwrap().is_empty()).then_some(()) }
-        })
-        .await;
+        probe_started(&store, id, Duration::from_secs(30), "the probe to start").await;
         let asked = Instant::now();
         app.shutdown().await.unwrap();
         // A 1 s timeout against a 60 s job: anything under 30 s proves the timeout acted.
@@ -243,11 +227,7 @@ async fn emergencies_during_a_flood_never_wait_for_the_heartbeat() {
         let (id, job) = probe(0);
         let pushed = Instant::now();
         queue.push(&[NewJob::now(Lane::Emergency, job)]).await.unwrap();
-        eventually(Duration::from_secs(10), "an emergency to start well before the 30 s heartbeat", || {
-            let store = store.clone();
-            async move { store.probe_runs(&id.to_string()).await.unwrap().into_iter().next() }
-        })
-        .await;
+        probe_started(&store, id, Duration::from_secs(10), "an emergency to start well before the 30 s heartbeat").await;
         worst = worst.max(pushed.elapsed());
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
