@@ -47,6 +47,13 @@ pub struct Settings {
     pub vapid_subject: Option<String>,
     pub push_allow_local: bool,
     pub provider_timeout_ms: u64,
+    pub sms_rate: Option<u32>,
+    pub sms_concurrency: usize,
+    pub email_rate: Option<u32>,
+    pub email_concurrency: usize,
+    pub push_rate: Option<u32>,
+    pub push_concurrency: usize,
+    pub emergency_reserve_percent: u8,
     // Residents.
     /// ISO codes of the countries whose phone numbers are accepted, comma-separated.
     pub sms_countries: String,
@@ -65,6 +72,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         let queue = QueueConfig::default();
+        let channels = ChannelSettings::default();
         Settings {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
@@ -93,7 +101,14 @@ impl Default for Settings {
             vapid_private_key: None,
             vapid_subject: None,
             push_allow_local: false,
-            provider_timeout_ms: ChannelSettings::default().provider_timeout_ms,
+            provider_timeout_ms: channels.provider_timeout_ms,
+            sms_rate: channels.sms_rate,
+            sms_concurrency: channels.sms_concurrency,
+            email_rate: channels.email_rate,
+            email_concurrency: channels.email_concurrency,
+            push_rate: channels.push_rate,
+            push_concurrency: channels.push_concurrency,
+            emergency_reserve_percent: channels.emergency_reserve_percent,
             sms_countries: "PL".into(),
             sms_daily_budget: 1000,
             public_rate_per_minute: 60,
@@ -287,6 +302,13 @@ fn channel_settings(s: &Settings) -> Result<ChannelSettings, ConfigError> {
         vapid_subject: set(&s.vapid_subject),
         push_allow_local: s.push_allow_local,
         provider_timeout_ms: s.provider_timeout_ms,
+        sms_rate: s.sms_rate,
+        sms_concurrency: s.sms_concurrency,
+        email_rate: s.email_rate,
+        email_concurrency: s.email_concurrency,
+        push_rate: s.push_rate,
+        push_concurrency: s.push_concurrency,
+        emergency_reserve_percent: s.emergency_reserve_percent,
     };
     channels.check()?;
     Ok(channels)
@@ -394,6 +416,17 @@ mod tests {
         let c = Config::from_settings(s).unwrap();
         assert_eq!(c.channels.sms_provider, None);
         assert!(!format!("{c:?}").contains("t0ken"));
+    }
+
+    #[test]
+    fn provider_limits_reach_the_channels() {
+        let s = Settings { sms_rate: Some(30), push_concurrency: 8, emergency_reserve_percent: 40, ..Settings::default() };
+        let c = Config::from_settings(s).unwrap();
+        assert_eq!((c.channels.sms_rate, c.channels.push_concurrency, c.channels.emergency_reserve_percent), (Some(30), 8, 40));
+        let s = Settings { emergency_reserve_percent: 95, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_EMERGENCY_RESERVE_PERCENT");
+        let s = Settings { sms_concurrency: 0, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_SMS_CONCURRENCY");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod push;
 pub mod settings;
 pub mod sms;
+pub mod throttle;
 
 use std::{fmt, time::Duration};
 
@@ -40,6 +41,7 @@ pub use outbox::{DevOutbox, OutboxEntry};
 pub use push::check_push_endpoint;
 pub use registry::Channels;
 pub use settings::{ChannelSettings, Environment};
+pub use throttle::{Throttle, ThrottlePermit};
 
 /// The three ways a resident can be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
