@@ -25,6 +25,7 @@
 mod http;
 mod registry;
 
+pub mod backoff;
 pub mod email;
 pub mod outbox;
 pub mod push;
