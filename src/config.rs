@@ -67,6 +67,18 @@ pub struct Settings {
     pub sms_inbound_secret: Option<String>,
     /// Days an officials' API token lives unless `tokens create --days` says otherwise.
     pub token_ttl_days: u32,
+    // Notices and deliveries (see `crate::notices::DeliverySettings`).
+    /// Planned and info notices also need a second official (Actual alerts always do).
+    pub approval_for_routine: bool,
+    /// How long a worker holds a delivery it is sending before another may take it up.
+    pub delivery_lease_secs: u64,
+    /// Deliveries left pending this long are queued again by the sweeper.
+    pub delivery_grace_emergency_secs: u64,
+    pub delivery_grace_routine_secs: u64,
+    /// Deliveries per job.
+    pub delivery_batch: u32,
+    /// Write Polish letters in SMS as plain ASCII (GSM-7: 160 characters a segment, not 70).
+    pub sms_transliterate: bool,
 }
 
 impl Default for Settings {
@@ -116,6 +128,12 @@ impl Default for Settings {
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
+            approval_for_routine: true,
+            delivery_lease_secs: 30,
+            delivery_grace_emergency_secs: 120,
+            delivery_grace_routine_secs: 3600,
+            delivery_batch: 500,
+            sms_transliterate: false,
         }
     }
 }
@@ -139,6 +157,7 @@ pub struct Config {
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
+    pub delivery: crate::notices::DeliverySettings,
 }
 
 /// A setting that is wrong: its environment name and what is wrong with it.
@@ -254,6 +273,7 @@ impl Config {
         } else if channels.environment == crate::channels::Environment::Production {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
+        let delivery = delivery_settings(&s)?;
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -283,8 +303,26 @@ impl Config {
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,
+            delivery,
         })
     }
+}
+
+fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, ConfigError> {
+    positive("delivery_lease_secs", s.delivery_lease_secs)?;
+    positive("delivery_grace_emergency_secs", s.delivery_grace_emergency_secs)?;
+    positive("delivery_grace_routine_secs", s.delivery_grace_routine_secs)?;
+    if !(10..=5000).contains(&s.delivery_batch) {
+        return Err(wrong("delivery_batch", "must be between 10 and 5000"));
+    }
+    Ok(crate::notices::DeliverySettings {
+        approval_for_routine: s.approval_for_routine,
+        lease: Duration::from_secs(s.delivery_lease_secs),
+        grace_emergency: Duration::from_secs(s.delivery_grace_emergency_secs),
+        grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),
+        batch: s.delivery_batch,
+        sms_transliterate: s.sms_transliterate,
+    })
 }
 
 /// The channel settings, checked; an empty value counts as unset.

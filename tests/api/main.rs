@@ -7,6 +7,7 @@ mod sinks;
 mod channels;
 mod cli;
 mod http;
+mod notices;
 mod officials;
 mod processes;
 mod queue;

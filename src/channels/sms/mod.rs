@@ -2,7 +2,7 @@
 //! One shared `reqwest::Client` (keep-alive, the provider timeout) serves every send.
 
 mod smsapi;
-mod text;
+pub mod text;
 mod twilio;
 mod webhook;
 
