@@ -130,3 +130,22 @@ both_backends! {
         assert_eq!(count(&last, "sms", "sent"), 2, "the stream ends on the settled counts: {last}");
     }
 }
+
+both_backends! {
+    async fn an_approved_notice_with_send_at_waits_for_it_and_never_goes_early(env) {
+        let desk = Desk::open(Kit::start(&env).await).await;
+        desk.residents(1, None).await;
+        let send_at = chrono::Utc::now() + chrono::Duration::seconds(3);
+        let mut body = alert(&["sms"]);
+        body["send_at"] = json!(send_at.to_rfc3339());
+        let (_, created) = desk.post(&desk.author, "/api/v1/notices", &body).await;
+        let id = created["id"].as_i64().unwrap();
+        desk.post(&desk.author, &format!("/api/v1/notices/{id}/submit"), &json!({})).await;
+        let (_, approved) = desk.post(&desk.approver, &format!("/api/v1/notices/{id}/approve"), &json!({})).await;
+        assert_eq!(approved["state"], "scheduled", "{approved}");
+        desk.settled(id, Duration::from_secs(30)).await;
+        assert!(chrono::Utc::now() >= send_at, "sent before send_at");
+        assert_eq!(desk.notice(id).await["state"], "published");
+        assert_eq!(desk.kit.sms.requests().len(), 1);
+    }
+}
