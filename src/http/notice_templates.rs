@@ -7,7 +7,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AppState, auth::CurrentOfficial, error::ApiError, json::ApiJson, notices::present};
 use crate::{
-    domain::{EmailAddress, PhoneNumber},
     notices::{service, spec::NoticeSpec, view::NoticeView},
     store::{TemplateRow, now_ms},
 };
@@ -122,11 +121,7 @@ pub struct TestAudienceChange {
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 422)))]
 async fn test_audience(State(state): State<AppState>, official: CurrentOfficial, ApiJson(req): ApiJson<TestAudienceChange>) -> Result<StatusCode, ApiError> {
     official.require(&[])?;
-    let (channel, address) = match (&req.email, &req.phone) {
-        (Some(e), None) => ("email", EmailAddress::parse(e).map_err(|m| ApiError::field("email", m))?.as_str().to_owned()),
-        (None, Some(p)) => ("sms", PhoneNumber::parse(p, &state.config.sms_countries).map_err(|m| ApiError::field("phone", m))?.as_str().to_owned()),
-        _ => return Err(ApiError::field("email", "give exactly one of email or phone")),
-    };
+    let (channel, address) = super::officials::contact_named(&state, req.email.as_deref(), req.phone.as_deref())?;
     if !state.store.set_tester(channel, &address, req.member).await? {
         return Err(ApiError::not_found("a resident with this contact"));
     }

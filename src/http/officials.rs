@@ -130,6 +130,15 @@ async fn audience(state: &AppState, req: EstimateRequest) -> Result<AudienceQuer
     Ok(AudienceQuery { districts: req.districts, interests: req.interests, all_interests, channels, languages })
 }
 
+/// The one contact an official names a resident by: (channel, normalised address).
+pub fn contact_named(state: &AppState, email: Option<&str>, phone: Option<&str>) -> Result<(&'static str, String), ApiError> {
+    match (email, phone) {
+        (Some(e), None) => Ok(("email", EmailAddress::parse(e).map_err(|m| ApiError::field("email", m))?.as_str().to_owned())),
+        (None, Some(p)) => Ok(("sms", PhoneNumber::parse(p, &state.config.sms_countries).map_err(|m| ApiError::field("phone", m))?.as_str().to_owned())),
+        _ => Err(ApiError::field("email", "give exactly one of email or phone")),
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErasureRequest {
@@ -143,11 +152,7 @@ pub struct ErasureRequest {
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 422)))]
 async fn erase_resident(State(state): State<AppState>, official: CurrentOfficial, ApiJson(req): ApiJson<ErasureRequest>) -> Result<StatusCode, ApiError> {
     official.require(&[])?;
-    let (channel, address) = match (&req.email, &req.phone) {
-        (Some(e), None) => ("email", EmailAddress::parse(e).map_err(|m| ApiError::field("email", m))?.as_str().to_owned()),
-        (None, Some(p)) => ("sms", PhoneNumber::parse(p, &state.config.sms_countries).map_err(|m| ApiError::field("phone", m))?.as_str().to_owned()),
-        _ => return Err(ApiError::field("email", "give exactly one of email or phone")),
-    };
+    let (channel, address) = contact_named(&state, req.email.as_deref(), req.phone.as_deref())?;
     let Some(public_id) = state.store.subscriber_by_contact(channel, &address).await? else {
         return Err(ApiError::not_found("a resident with this contact"));
     };
