@@ -12,6 +12,7 @@ mod metrics;
 mod notice_templates;
 mod notices;
 mod officials;
+mod one_click;
 mod pages;
 mod preferences;
 pub mod ratelimit;

@@ -74,7 +74,7 @@ async fn save(State(state): State<AppState>, Path(token): Path<String>, body: By
 
 async fn unsubscribe_all(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let Ok(id) = open_link(&state, &token) else { return not_found(&state) };
-    if let Err(e) = state.store.unsubscribe(&id, None, now_ms(), CONSENT_VERSION).await {
+    if let Err(e) = state.store.unsubscribe(&id, None, "preferences_link", now_ms(), CONSENT_VERSION).await {
         return super::error::ApiError::from(e).into_response();
     }
     render_form(&state, &token, Some("unsubscribed")).await

@@ -1,16 +1,20 @@
-//! Self-service by signed link: read, change, unsubscribe, export, erase. A link that is not
-//! genuine answers 404; a link whose resident was erased answers 410.
+//! Self-service by signed link: read, change, unsubscribe (also in one click from an email, RFC
+//! 8058), export, erase. A link that is not genuine answers 404; a link whose resident was
+//! erased answers 410.
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode, header},
+    response::Redirect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, error::{ApiError, FieldError}, json::ApiJson};
+use super::{AppState, error::{ApiError, FieldError}, json::ApiJson, one_click::asks_one_click};
 use crate::{
+    channels::ChannelKind,
     domain::{Language, QuietHours, QuietHoursJson},
     residents::CONSENT_VERSION,
     store::{Preferences, PreferencesUpdate, SubscriberState, now_ms},
@@ -19,6 +23,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_preferences, put_preferences, unsubscribe))
+        .routes(routes!(one_click_page, one_click))
         .routes(routes!(erase))
         .routes(routes!(export))
 }
@@ -131,12 +136,64 @@ async fn unsubscribe(
     Query(q): Query<UnsubscribeQuery>,
 ) -> Result<Json<Preferences>, ApiError> {
     let id = open_link(&state, &token)?;
-    if let Some(c) = &q.channel {
-        if !["email", "sms", "push"].contains(&c.as_str()) {
-            return Err(ApiError::field("channel", format!("{c:?} is not one of email, sms, push")));
-        }
+    let channel = q.channel.as_deref().map(channel_param).transpose()?;
+    let unsubscribed = state.store.unsubscribe(&id, channel.map(|c| c.as_str()), "preferences_link", now_ms(), CONSENT_VERSION).await?;
+    Ok(Json(active(unsubscribed)?))
+}
+
+/// The `channel` query parameter, checked.
+fn channel_param(channel: &str) -> Result<ChannelKind, ApiError> {
+    ChannelKind::ALL
+        .into_iter()
+        .find(|kind| kind.as_str() == channel)
+        .ok_or_else(|| ApiError::field("channel", format!("{channel:?} is not one of email, sms, push")))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct OneClickQuery {
+    /// The channel to leave: `email` in the links of our emails.
+    pub channel: Option<String>,
+}
+
+/// The answer to a one-click unsubscribe. A mail provider makes the request, so it holds none
+/// of the resident's data.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OneClickDone {
+    pub unsubscribed: ChannelKind,
+}
+
+/// One-click unsubscribe (RFC 8058): the mail client POSTs `List-Unsubscribe=One-Click` to the
+/// URL in an email's `List-Unsubscribe` header. The withdrawal is recorded as `one_click`.
+/// Repeating it changes nothing more.
+#[utoipa::path(post, path = "/api/v1/preferences/{token}/one-click", tag = "residents", params(OneClickQuery),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`List-Unsubscribe=One-Click`, as a form or as multipart/form-data"),
+    responses((status = 200, body = OneClickDone), (status = 404), (status = 410), (status = 422)))]
+async fn one_click(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<OneClickQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<OneClickDone>, ApiError> {
+    let id = open_link(&state, &token)?;
+    let channel = channel_param(q.channel.as_deref().ok_or_else(|| ApiError::field("channel", "is required"))?)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !asks_one_click(content_type, &body) {
+        return Err(ApiError::field("List-Unsubscribe", "the body must be List-Unsubscribe=One-Click (RFC 8058)"));
     }
-    Ok(Json(active(state.store.unsubscribe(&id, q.channel.as_deref(), now_ms(), CONSENT_VERSION).await?)?))
+    active(state.store.unsubscribe(&id, Some(channel.as_str()), "one_click", now_ms(), CONSENT_VERSION).await?)?;
+    Ok(Json(OneClickDone { unsubscribed: channel }))
+}
+
+/// A mail client without one-click support opens the `List-Unsubscribe` link in a browser:
+/// send the resident to the preferences page, where leaving is one button.
+#[utoipa::path(get, path = "/api/v1/preferences/{token}/one-click", tag = "residents",
+    responses((status = 303, description = "to the preferences page"), (status = 404)))]
+async fn one_click_page(State(state): State<AppState>, Path(token): Path<String>) -> Result<Redirect, ApiError> {
+    open_link(&state, &token)?;
+    // Absolute: the public base may have a path of its own (behind a proxy).
+    Ok(Redirect::to(&state.residents.public_url(&format!("preferences/{token}"))))
 }
 
 /// Erase everything that identifies the resident. The link answers 410 afterwards.

@@ -35,8 +35,7 @@ pub struct ResidentsCtx {
 impl ResidentsCtx {
     /// An absolute URL under the public base.
     pub fn public_url(&self, path: &str) -> String {
-        let base = self.public_url.as_str().trim_end_matches('/');
-        format!("{base}/{path}")
+        absolute_url(&self.public_url, path)
     }
 
     /// The page a resident opens from any message to change or leave.
@@ -57,6 +56,19 @@ impl ResidentsCtx {
     }
 }
 
+/// `path` under the public base URL, which may have a path of its own.
+pub fn absolute_url(public_url: &url::Url, path: &str) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
+    format!("{base}/{path}")
+}
+
+/// The URL of an email's `List-Unsubscribe` header: a POST there (RFC 8058 one-click, which
+/// our `List-Unsubscribe-Post` header announces) unsubscribes the resident of preferences link
+/// `token` from email; a browser opening it is sent to the preferences page.
+pub fn one_click_url(public_url: &url::Url, token: &str) -> String {
+    absolute_url(public_url, &format!("api/v1/preferences/{token}/one-click?channel=email"))
+}
+
 /// The key of preferences links: `HEJNAL_SECRET_KEY` when set, otherwise one generated on first
 /// start and kept in the database, so every process and every restart agrees.
 pub async fn link_key(store: &DynStore, configured: Option<&str>) -> StoreResult<Vec<u8>> {
@@ -67,3 +79,20 @@ pub async fn link_key(store: &DynStore, configured: Option<&str>) -> StoreResult
 }
 
 pub type SharedResidents = Arc<ResidentsCtx>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_one_click_url_is_under_the_public_base() {
+        let token = "AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB";
+        let expected = |base: &str| format!("{base}/api/v1/preferences/{token}/one-click?channel=email");
+        for base in ["https://hejnal.krakow.pl", "https://hejnal.krakow.pl/", "http://127.0.0.1:8080"] {
+            let url = url::Url::parse(base).unwrap();
+            assert_eq!(one_click_url(&url, token), expected(base.trim_end_matches('/')));
+        }
+        let behind_a_prefix = url::Url::parse("https://krakow.pl/alerty/").unwrap();
+        assert_eq!(one_click_url(&behind_a_prefix, token), expected("https://krakow.pl/alerty"));
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use hejnal_jobs::HandlerError;
 
-use super::{ResidentsCtx, secrets};
+use super::{ResidentsCtx, one_click_url, secrets};
 use crate::{
     channels::{Address, Message, PushTarget, SendError},
     domain::Language,
@@ -93,7 +93,8 @@ fn email_message(ctx: &ResidentsCtx, t: &ContactTarget, lang: Language, preferen
         render(ctx, "email/verify.text", lang, &data)?,
     );
     message.html = Some(render(ctx, "email/verify.html", lang, &data)?);
-    message.unsubscribe_url = Some(preferences_url.to_owned());
+    // The header's URL must unsubscribe on a one-click POST; the preferences page would not.
+    message.unsubscribe_url = Some(one_click_url(&ctx.public_url, &ctx.links.sign(&t.public_id)));
     let expires = now_ms() + EMAIL_LINK_TTL.as_millis() as i64;
     Ok((Address::Email(t.address.clone()), message, Some((secrets::digest(&token), expires))))
 }

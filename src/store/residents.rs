@@ -27,8 +27,9 @@ pub trait Residents: Send + Sync {
     async fn mark_contact_gone(&self, contact_id: i64) -> StoreResult<()>;
     async fn preferences(&self, public_id: &str) -> StoreResult<SubscriberState>;
     async fn update_preferences(&self, public_id: &str, update: &PreferencesUpdate, now: i64, consent_version: &str) -> StoreResult<SubscriberState>;
-    /// Unsubscribe one channel, or all when `channel` is `None`; consent withdrawals are kept.
-    async fn unsubscribe(&self, public_id: &str, channel: Option<&str>, now: i64, consent_version: &str) -> StoreResult<SubscriberState>;
+    /// Unsubscribe one channel, or all when `channel` is `None`; consent withdrawals are kept,
+    /// recorded with `method` (how the resident asked: `preferences_link`, `one_click`).
+    async fn unsubscribe(&self, public_id: &str, channel: Option<&str>, method: &str, now: i64, consent_version: &str) -> StoreResult<SubscriberState>;
     /// Delete contacts and choices; the subscriber row stays as a tombstone. False if unknown or erased.
     async fn erase(&self, public_id: &str, now: i64) -> StoreResult<bool>;
     async fn consent_history(&self, public_id: &str) -> StoreResult<Vec<(String, String, String, String, i64)>>;
@@ -223,7 +224,7 @@ macro_rules! resident_queries {
                 if let Some(keep) = &u.channels {
                     for channel in ["email", "sms", "push"] {
                         if !keep.iter().any(|k| k == channel) {
-                            withdraw(&mut tx, sid, Some(channel), now, consent_version).await?;
+                            withdraw(&mut tx, sid, Some(channel), "preferences_link", now, consent_version).await?;
                         }
                     }
                 }
@@ -231,10 +232,10 @@ macro_rules! resident_queries {
                 load_preferences(&self.pool, public_id).await
             }
 
-            async fn unsubscribe(&self, public_id: &str, channel: Option<&str>, now: i64, consent_version: &str) -> StoreResult<SubscriberState> {
+            async fn unsubscribe(&self, public_id: &str, channel: Option<&str>, method: &str, now: i64, consent_version: &str) -> StoreResult<SubscriberState> {
                 let mut tx = self.begin_write().await?;
                 if let Some(sid) = live_subscriber(&mut tx, public_id, now).await? {
-                    withdraw(&mut tx, sid, channel, now, consent_version).await?;
+                    withdraw(&mut tx, sid, channel, method, now, consent_version).await?;
                     tx.commit().await?;
                 } else {
                     drop(tx);
@@ -440,13 +441,13 @@ macro_rules! resident_queries {
             Ok(row.map(|(id,)| id))
         }
 
-        async fn withdraw(tx: &mut sqlx::Transaction<'_, $db>, sid: i64, channel: Option<&str>, now: i64, version: &str) -> StoreResult<()> {
+        async fn withdraw(tx: &mut sqlx::Transaction<'_, $db>, sid: i64, channel: Option<&str>, method: &str, now: i64, version: &str) -> StoreResult<()> {
             let channels: Vec<(String,)> = sqlx::query_as(
                 "UPDATE contacts SET status = 'unsubscribed' WHERE subscriber_id = $1 AND status IN ('verified', 'pending')
                    AND ($2 IS NULL OR channel = $2) RETURNING channel")
                 .bind(sid).bind(channel).fetch_all(&mut **tx).await?;
             for (ch,) in channels {
-                record_consent(tx, sid, &ch, version, "withdrawn", "preferences_link", now).await?;
+                record_consent(tx, sid, &ch, version, "withdrawn", method, now).await?;
             }
             Ok(())
         }

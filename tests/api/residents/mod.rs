@@ -4,6 +4,7 @@
 mod abuse;
 mod inbound;
 mod journey;
+mod one_click;
 
 use std::time::Duration;
 
