@@ -152,7 +152,7 @@ impl Batch {
         m.topic = Some(self.topic.clone());
         m.link = Some(preferences);
         if self.kind == ChannelKind::Email {
-            m.unsubscribe_url = Some(ctx.residents.public_url(&format!("api/v1/preferences/{token}/one-click?channel=email")));
+            m.unsubscribe_url = Some(crate::residents::one_click_url(&ctx.residents.public_url, &token));
         }
         m
     }

@@ -38,6 +38,9 @@ both_backends! {
         let to: BTreeSet<String> = mails.iter().flat_map(|m| m.rcpt_to.clone()).collect();
         assert_eq!(to, people.iter().map(|p| p.email.clone()).collect::<BTreeSet<_>>());
         assert_eq!(mails.len(), 3);
+        let unsubscribe = mails[0].header("List-Unsubscribe").expect("List-Unsubscribe");
+        assert!(unsubscribe.contains("/one-click?channel=email"), "{unsubscribe}");
+        assert_eq!(mails[0].header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
         let texts: Vec<Value> = desk.kit.sms.requests().iter().map(|r| r.json()).collect();
         let phones: BTreeSet<String> = texts.iter().map(|t| t["to"].as_str().unwrap().to_owned()).collect();
         assert_eq!(phones, people.iter().map(|p| p.phone.clone()).collect::<BTreeSet<_>>());
