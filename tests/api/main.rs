@@ -2,7 +2,6 @@
 //! port 0 and the `hejnal` binary as child processes.
 
 mod helpers;
-mod sinks;
 
 mod channels;
 mod cli;
@@ -12,3 +11,4 @@ mod processes;
 mod queue;
 mod residents;
 mod store;
+mod testkit;
