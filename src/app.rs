@@ -132,7 +132,9 @@ impl Application {
         });
         if role.runs_workers() {
             tokio::spawn(schedule_housekeeping(state.queue.clone(), stop.clone()));
-            let handlers = Arc::new(Handlers { store: state.store.clone(), residents: state.residents.clone() });
+            let handlers = Handlers::new(state.store.clone(), state.residents.clone(), state.queue.clone(), state.config.delivery.clone());
+            tokio::spawn(crate::notices::sweeper::run(handlers.notices.clone(), stop.clone()));
+            let handlers = Arc::new(handlers);
             state.queue.run_workers(handlers, stop.clone()).await?;
         }
         if let Some(http) = http {

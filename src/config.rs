@@ -47,6 +47,13 @@ pub struct Settings {
     pub vapid_subject: Option<String>,
     pub push_allow_local: bool,
     pub provider_timeout_ms: u64,
+    pub sms_rate: Option<u32>,
+    pub sms_concurrency: usize,
+    pub email_rate: Option<u32>,
+    pub email_concurrency: usize,
+    pub push_rate: Option<u32>,
+    pub push_concurrency: usize,
+    pub emergency_reserve_percent: u8,
     // Residents.
     /// ISO codes of the countries whose phone numbers are accepted, comma-separated.
     pub sms_countries: String,
@@ -60,11 +67,24 @@ pub struct Settings {
     pub sms_inbound_secret: Option<String>,
     /// Days an officials' API token lives unless `tokens create --days` says otherwise.
     pub token_ttl_days: u32,
+    // Notices and deliveries (see `crate::notices::DeliverySettings`).
+    /// Planned and info notices also need a second official (Actual alerts always do).
+    pub approval_for_routine: bool,
+    /// How long a worker holds a delivery it is sending before another may take it up.
+    pub delivery_lease_secs: u64,
+    /// Deliveries left pending this long are queued again by the sweeper.
+    pub delivery_grace_emergency_secs: u64,
+    pub delivery_grace_routine_secs: u64,
+    /// Deliveries per job.
+    pub delivery_batch: u32,
+    /// Write Polish letters in SMS as plain ASCII (GSM-7: 160 characters a segment, not 70).
+    pub sms_transliterate: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         let queue = QueueConfig::default();
+        let channels = ChannelSettings::default();
         Settings {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
@@ -93,7 +113,14 @@ impl Default for Settings {
             vapid_private_key: None,
             vapid_subject: None,
             push_allow_local: false,
-            provider_timeout_ms: ChannelSettings::default().provider_timeout_ms,
+            provider_timeout_ms: channels.provider_timeout_ms,
+            sms_rate: channels.sms_rate,
+            sms_concurrency: channels.sms_concurrency,
+            email_rate: channels.email_rate,
+            email_concurrency: channels.email_concurrency,
+            push_rate: channels.push_rate,
+            push_concurrency: channels.push_concurrency,
+            emergency_reserve_percent: channels.emergency_reserve_percent,
             sms_countries: "PL".into(),
             sms_daily_budget: 1000,
             public_rate_per_minute: 60,
@@ -101,6 +128,12 @@ impl Default for Settings {
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
+            approval_for_routine: true,
+            delivery_lease_secs: 30,
+            delivery_grace_emergency_secs: 120,
+            delivery_grace_routine_secs: 3600,
+            delivery_batch: 500,
+            sms_transliterate: false,
         }
     }
 }
@@ -124,6 +157,7 @@ pub struct Config {
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
+    pub delivery: crate::notices::DeliverySettings,
 }
 
 /// A setting that is wrong: its environment name and what is wrong with it.
@@ -239,6 +273,7 @@ impl Config {
         } else if channels.environment == crate::channels::Environment::Production {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
+        let delivery = delivery_settings(&s)?;
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -268,8 +303,26 @@ impl Config {
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,
+            delivery,
         })
     }
+}
+
+fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, ConfigError> {
+    positive("delivery_lease_secs", s.delivery_lease_secs)?;
+    positive("delivery_grace_emergency_secs", s.delivery_grace_emergency_secs)?;
+    positive("delivery_grace_routine_secs", s.delivery_grace_routine_secs)?;
+    if !(10..=5000).contains(&s.delivery_batch) {
+        return Err(wrong("delivery_batch", "must be between 10 and 5000"));
+    }
+    Ok(crate::notices::DeliverySettings {
+        approval_for_routine: s.approval_for_routine,
+        lease: Duration::from_secs(s.delivery_lease_secs),
+        grace_emergency: Duration::from_secs(s.delivery_grace_emergency_secs),
+        grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),
+        batch: s.delivery_batch,
+        sms_transliterate: s.sms_transliterate,
+    })
 }
 
 /// The channel settings, checked; an empty value counts as unset.
@@ -287,6 +340,13 @@ fn channel_settings(s: &Settings) -> Result<ChannelSettings, ConfigError> {
         vapid_subject: set(&s.vapid_subject),
         push_allow_local: s.push_allow_local,
         provider_timeout_ms: s.provider_timeout_ms,
+        sms_rate: s.sms_rate,
+        sms_concurrency: s.sms_concurrency,
+        email_rate: s.email_rate,
+        email_concurrency: s.email_concurrency,
+        push_rate: s.push_rate,
+        push_concurrency: s.push_concurrency,
+        emergency_reserve_percent: s.emergency_reserve_percent,
     };
     channels.check()?;
     Ok(channels)
@@ -394,6 +454,17 @@ mod tests {
         let c = Config::from_settings(s).unwrap();
         assert_eq!(c.channels.sms_provider, None);
         assert!(!format!("{c:?}").contains("t0ken"));
+    }
+
+    #[test]
+    fn provider_limits_reach_the_channels() {
+        let s = Settings { sms_rate: Some(30), push_concurrency: 8, emergency_reserve_percent: 40, ..Settings::default() };
+        let c = Config::from_settings(s).unwrap();
+        assert_eq!((c.channels.sms_rate, c.channels.push_concurrency, c.channels.emergency_reserve_percent), (Some(30), 8, 40));
+        let s = Settings { emergency_reserve_percent: 95, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_EMERGENCY_RESERVE_PERCENT");
+        let s = Settings { sms_concurrency: 0, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_SMS_CONCURRENCY");
     }
 
     #[test]

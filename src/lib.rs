@@ -6,7 +6,7 @@
 //! - `http`: the API (axum), its errors, health and metrics.
 //! - `domain`: types that parse (email, phone, language, quiet hours).
 //! - `residents`: sign-up, verification, preferences links, consent.
-//! - `channels`: SMS, email and web push adapters, and the dev outbox.
+//! - `notices`: alerts and planned-change notices: approval, fan-out, delivery, sweeper.
 //! - `messages`, `pages`: handlebars templates for messages and server-rendered pages.
 //! - `worker`: what each queued job does.
 //! - `app`: wiring of one process role (serve, api, worker).
@@ -24,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod messages;
+pub mod notices;
 pub mod pages;
 pub mod residents;
 pub mod store;

@@ -6,23 +6,39 @@ use std::{future::Future, pin::Pin, time::Duration};
 use hejnal_jobs::{HandlerError, Job, JobContext, JobHandler};
 
 use crate::{
+    notices::{self, SharedNotices},
     residents::{self, SharedResidents},
-    store::{DynStore, now_ms},
+    store::{DeliveryRange, DynStore, now_ms},
 };
 
 pub struct Handlers {
     pub store: DynStore,
     pub residents: SharedResidents,
+    pub notices: SharedNotices,
+}
+
+impl Handlers {
+    /// Every handler of a worker process, sharing one store, one set of channels and one queue.
+    pub fn new(store: DynStore, residents: SharedResidents, queue: hejnal_jobs::Queue, settings: notices::DeliverySettings) -> Handlers {
+        let notices = std::sync::Arc::new(notices::NoticesCtx { residents: residents.clone(), queue, settings });
+        Handlers { store, residents, notices }
+    }
 }
 
 impl JobHandler for Handlers {
     fn handle(&self, job: Job, ctx: JobContext) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> {
         let store = self.store.clone();
         let residents = self.residents.clone();
+        let notices = self.notices.clone();
         Box::pin(async move {
             match job {
                 Job::ProbeV1 { probe_id, sleep_ms } => run_probe(&store, &probe_id.to_string(), sleep_ms, &ctx).await,
                 Job::VerifyContactV1 { contact_id } => residents::verify::run(&residents, contact_id, ctx.attempt).await,
+                Job::FanOutV1 { notice_id } => notices::fanout::run(&notices, notice_id).await,
+                Job::DeliverV1 { notice_id, channel, first_id, last_id } => {
+                    let range = DeliveryRange { notice_id, channel: &channel, first: first_id, last: last_id };
+                    notices::deliver::run(&notices, range, ctx.worker_id.as_str()).await
+                }
                 Job::PurgeUnverifiedV1 => {
                     let purged = store.purge_unverified(now_ms() - residents::UNVERIFIED_RETENTION_MS).await.map_err(transient)?;
                     tracing::info!(purged, "unverified sign-ups purged");

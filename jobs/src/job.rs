@@ -18,6 +18,12 @@ pub enum Job {
     /// Forget sign-ups never verified within the retention period.
     #[serde(rename = "purge_unverified.v1")]
     PurgeUnverifiedV1,
+    /// Publish a notice: resolve its audience into delivery rows, then queue their batches.
+    #[serde(rename = "fan_out.v1")]
+    FanOutV1 { notice_id: i64 },
+    /// Send the deliveries of one notice and channel with ids in `first_id..=last_id`.
+    #[serde(rename = "deliver.v1")]
+    DeliverV1 { notice_id: i64, channel: String, first_id: i64, last_id: i64 },
 }
 
 impl Job {
@@ -27,6 +33,8 @@ impl Job {
             Job::ProbeV1 { .. } => "probe",
             Job::VerifyContactV1 { .. } => "verify_contact",
             Job::PurgeUnverifiedV1 => "purge_unverified",
+            Job::FanOutV1 { .. } => "fan_out",
+            Job::DeliverV1 { .. } => "deliver",
         }
     }
 }

@@ -32,7 +32,7 @@ pub async fn run(args: QueueArgs, config: Config) -> anyhow::Result<ExitCode> {
     let residents = app::build_residents(&config, &store).await?;
     let workers = {
         let (queue, stop) = (queue.clone(), stop.clone());
-        let handlers = Arc::new(Handlers { store: store.clone(), residents });
+        let handlers = Arc::new(Handlers::new(store.clone(), residents, queue.clone(), config.delivery.clone()));
         tokio::spawn(async move { queue.run_workers(handlers, stop).await })
     };
     eprintln!("bench: store={} queue={} jobs={} emergencies={}", store.backend(), hejnal_jobs::broker::redact(&config.queue.url), args.jobs, args.emergencies);

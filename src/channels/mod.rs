@@ -25,11 +25,13 @@
 mod http;
 mod registry;
 
+pub mod backoff;
 pub mod email;
 pub mod outbox;
 pub mod push;
 pub mod settings;
 pub mod sms;
+pub mod throttle;
 
 use std::{fmt, time::Duration};
 
@@ -40,6 +42,7 @@ pub use outbox::{DevOutbox, OutboxEntry};
 pub use push::check_push_endpoint;
 pub use registry::Channels;
 pub use settings::{ChannelSettings, Environment};
+pub use throttle::{Throttle, ThrottlePermit};
 
 /// The three ways a resident can be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -59,6 +62,14 @@ impl ChannelKind {
             ChannelKind::Email => "email",
             ChannelKind::Push => "push",
         }
+    }
+}
+
+impl std::str::FromStr for ChannelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("{s:?} is not one of sms, email, push"))
     }
 }
 

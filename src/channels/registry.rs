@@ -1,6 +1,7 @@
 //! The three channels of a process, built from its settings. A channel without a provider goes
 //! to the dev outbox, which start-up logs loudly and `/readyz` reports; in production that is a
-//! configuration error instead (see `ChannelSettings::check`).
+//! configuration error instead (see `ChannelSettings::check`). Each channel also has its
+//! provider's [`Throttle`], shared by every clone of the `Channels`.
 
 use std::{fmt, sync::Arc};
 
@@ -11,6 +12,7 @@ use super::{
     push::{PushChannel, PushSettings},
     settings::{ChannelSettings, bad, required_for},
     sms::{SmsChannel, SmsSettings},
+    throttle::Throttle,
 };
 use crate::config::ConfigError;
 
@@ -20,6 +22,21 @@ pub struct Channels {
     pub email: Arc<dyn Channel>,
     pub push: Arc<dyn Channel>,
     outbox: Option<Arc<DevOutbox>>,
+    throttles: Arc<Throttles>,
+}
+
+/// One throttle per provider.
+struct Throttles {
+    sms: Throttle,
+    email: Throttle,
+    push: Throttle,
+}
+
+impl Throttles {
+    fn from_config(settings: &ChannelSettings) -> Throttles {
+        let throttle = |kind| Throttle::new(settings.rate(kind), settings.concurrency(kind), settings.emergency_reserve_percent);
+        Throttles { sms: throttle(ChannelKind::Sms), email: throttle(ChannelKind::Email), push: throttle(ChannelKind::Push) }
+    }
 }
 
 impl Channels {
@@ -47,7 +64,7 @@ impl Channels {
             Some(push) => Arc::new(PushChannel::new(push, timeout).map_err(|e| client_error(ChannelKind::Push, e))?),
             None => dev(ChannelKind::Push),
         };
-        Ok(Channels { sms, email, push, outbox })
+        Ok(Channels { sms, email, push, outbox, throttles: Arc::new(Throttles::from_config(settings)) })
     }
 
     /// Every channel to one dev outbox: for tests and tools that must not reach anyone.
@@ -60,6 +77,15 @@ impl Channels {
             ChannelKind::Sms => &self.sms,
             ChannelKind::Email => &self.email,
             ChannelKind::Push => &self.push,
+        }
+    }
+
+    /// The sending discipline of the provider of `kind`: acquire a permit before each send.
+    pub fn throttle(&self, kind: ChannelKind) -> &Throttle {
+        match kind {
+            ChannelKind::Sms => &self.throttles.sms,
+            ChannelKind::Email => &self.throttles.email,
+            ChannelKind::Push => &self.throttles.push,
         }
     }
 
@@ -85,5 +111,29 @@ impl fmt::Debug for Channels {
             .field("email", &self.email.name())
             .field("push", &self.push.name())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_channel_has_the_throttle_its_settings_describe() {
+        let settings = ChannelSettings { sms_concurrency: 8, email_concurrency: 4, emergency_reserve_percent: 50, ..ChannelSettings::default() };
+        let channels = Channels::from_config(&settings).unwrap();
+        let sms = channels.throttle(ChannelKind::Sms);
+        assert_eq!((sms.concurrency(), sms.routine_concurrency()), (8, 4));
+        assert_eq!(channels.throttle(ChannelKind::Email).concurrency(), 4);
+        assert_eq!(channels.throttle(ChannelKind::Push).concurrency(), 64);
+    }
+
+    #[tokio::test]
+    async fn clones_share_their_throttles() {
+        let channels = Channels::dev_outbox();
+        let clone = channels.clone();
+        let _permit = channels.throttle(ChannelKind::Sms).acquire(true).await;
+        assert_eq!(clone.throttle(ChannelKind::Sms).in_use(), 1);
+        assert_eq!(clone.throttle(ChannelKind::Email).in_use(), 0);
     }
 }

@@ -8,7 +8,7 @@ use hejnal_jobs::broker::redact;
 
 use crate::config::ConfigError;
 
-use super::{ChannelKind, email, push, sms};
+use super::{ChannelKind, email, push, sms, throttle::MAX_EMERGENCY_RESERVE_PERCENT};
 
 /// Where the process runs. In production every channel needs a real provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +56,21 @@ pub struct ChannelSettings {
     pub push_allow_local: bool,
     /// `HEJNAL_PROVIDER_TIMEOUT_MS`: the longest one provider request may take, end to end.
     pub provider_timeout_ms: u64,
+    /// `HEJNAL_SMS_RATE`: SMS a second the provider takes; unset or 0: no limit.
+    pub sms_rate: Option<u32>,
+    /// `HEJNAL_SMS_CONCURRENCY`: SMS requests in flight at once, per process.
+    pub sms_concurrency: usize,
+    /// `HEJNAL_EMAIL_RATE`: emails a second the SMTP relay takes; unset or 0: no limit.
+    pub email_rate: Option<u32>,
+    /// `HEJNAL_EMAIL_CONCURRENCY`: emails in flight at once, per process.
+    pub email_concurrency: usize,
+    /// `HEJNAL_PUSH_RATE`: pushes a second; unset or 0: no limit.
+    pub push_rate: Option<u32>,
+    /// `HEJNAL_PUSH_CONCURRENCY`: push requests in flight at once, per process.
+    pub push_concurrency: usize,
+    /// `HEJNAL_EMERGENCY_RESERVE_PERCENT`: the share of every provider's concurrency and rate
+    /// that routine work leaves to emergencies (0 to 90).
+    pub emergency_reserve_percent: u8,
 }
 
 impl Default for ChannelSettings {
@@ -72,6 +87,13 @@ impl Default for ChannelSettings {
             vapid_subject: None,
             push_allow_local: false,
             provider_timeout_ms: 10_000,
+            sms_rate: None,
+            sms_concurrency: 64,
+            email_rate: None,
+            email_concurrency: 32,
+            push_rate: None,
+            push_concurrency: 64,
+            emergency_reserve_percent: 25,
         }
     }
 }
@@ -81,11 +103,31 @@ impl ChannelSettings {
         Duration::from_millis(self.provider_timeout_ms)
     }
 
+    /// Sends a second the provider of `kind` takes; `None` for no limit (unset or 0).
+    pub fn rate(&self, kind: ChannelKind) -> Option<u32> {
+        let rate = match kind {
+            ChannelKind::Sms => self.sms_rate,
+            ChannelKind::Email => self.email_rate,
+            ChannelKind::Push => self.push_rate,
+        };
+        rate.filter(|&r| r > 0)
+    }
+
+    /// Sends to the provider of `kind` in flight at once, per process.
+    pub fn concurrency(&self, kind: ChannelKind) -> usize {
+        match kind {
+            ChannelKind::Sms => self.sms_concurrency,
+            ChannelKind::Email => self.email_concurrency,
+            ChannelKind::Push => self.push_concurrency,
+        }
+    }
+
     /// Check every channel setting without connecting anywhere; the first wrong one is reported.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.provider_timeout_ms == 0 {
             return Err(bad("HEJNAL_PROVIDER_TIMEOUT_MS", "must be greater than 0"));
         }
+        self.check_throttles()?;
         if self.push_allow_local && self.environment == Environment::Production {
             // Residents choose push endpoints; in production they must not reach our own network.
             return Err(bad("HEJNAL_PUSH_ALLOW_LOCAL", "must not be true in production"));
@@ -100,6 +142,22 @@ impl ChannelSettings {
                     format!("must be set in production; without it {kind} messages would only reach the dev outbox"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Every provider needs a slot; routine work keeps some of every provider.
+    fn check_throttles(&self) -> Result<(), ConfigError> {
+        for kind in ChannelKind::ALL {
+            if self.concurrency(kind) == 0 {
+                return Err(bad(&format!("HEJNAL_{}_CONCURRENCY", kind.as_str().to_ascii_uppercase()), "must be greater than 0"));
+            }
+        }
+        if self.emergency_reserve_percent > MAX_EMERGENCY_RESERVE_PERCENT {
+            return Err(bad(
+                "HEJNAL_EMERGENCY_RESERVE_PERCENT",
+                format!("must be between 0 and {MAX_EMERGENCY_RESERVE_PERCENT}: routine work needs some of every provider"),
+            ));
         }
         Ok(())
     }
@@ -140,6 +198,13 @@ impl fmt::Debug for ChannelSettings {
             .field("vapid_subject", &self.vapid_subject)
             .field("push_allow_local", &self.push_allow_local)
             .field("provider_timeout_ms", &self.provider_timeout_ms)
+            .field("sms_rate", &self.sms_rate)
+            .field("sms_concurrency", &self.sms_concurrency)
+            .field("email_rate", &self.email_rate)
+            .field("email_concurrency", &self.email_concurrency)
+            .field("push_rate", &self.push_rate)
+            .field("push_concurrency", &self.push_concurrency)
+            .field("emergency_reserve_percent", &self.emergency_reserve_percent)
             .finish()
     }
 }
@@ -167,6 +232,26 @@ mod tests {
     fn production_refuses_local_push_endpoints() {
         let s = ChannelSettings { environment: Environment::Production, push_allow_local: true, ..ChannelSettings::default() };
         assert_eq!(s.check().unwrap_err().key, "HEJNAL_PUSH_ALLOW_LOCAL");
+    }
+
+    #[test]
+    fn throttle_settings_are_checked_and_named_by_their_variable() {
+        let s = ChannelSettings { email_concurrency: 0, ..ChannelSettings::default() };
+        assert_eq!(s.check().unwrap_err().key, "HEJNAL_EMAIL_CONCURRENCY");
+        let s = ChannelSettings { emergency_reserve_percent: 91, ..ChannelSettings::default() };
+        let e = s.check().unwrap_err();
+        assert_eq!(e.key, "HEJNAL_EMERGENCY_RESERVE_PERCENT");
+        assert!(e.reason.contains("between 0 and 90"), "{e}");
+        assert!(ChannelSettings { emergency_reserve_percent: 90, ..ChannelSettings::default() }.check().is_ok());
+    }
+
+    #[test]
+    fn a_rate_of_zero_means_no_limit() {
+        let s = ChannelSettings { sms_rate: Some(0), email_rate: Some(20), ..ChannelSettings::default() };
+        assert_eq!((s.rate(ChannelKind::Sms), s.rate(ChannelKind::Email), s.rate(ChannelKind::Push)), (None, Some(20), None));
+        let d = ChannelSettings::default();
+        assert_eq!(ChannelKind::ALL.map(|k| d.concurrency(k)), [64, 32, 64]);
+        assert_eq!(d.emergency_reserve_percent, 25);
     }
 
     #[test]

@@ -9,4 +9,4 @@ mod quiet_hours;
 pub use email::EmailAddress;
 pub use language::Language;
 pub use phone::PhoneNumber;
-pub use quiet_hours::{QuietHours, QuietHoursJson};
+pub use quiet_hours::{QuietHours, QuietHoursJson, warsaw_offset};

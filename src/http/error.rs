@@ -101,6 +101,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
 }
 
 impl From<crate::store::StoreError> for ApiError {

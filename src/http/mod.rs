@@ -5,9 +5,12 @@ mod auth;
 mod dev;
 pub mod error;
 mod health;
+mod idempotency;
 mod inbound;
 mod json;
 mod metrics;
+mod notice_templates;
+mod notices;
 mod officials;
 mod pages;
 mod preferences;
@@ -43,6 +46,8 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(reference::router())
         .merge(officials::router())
+        .merge(notices::router())
+        .merge(notice_templates::router())
         .merge(inbound::router())
         .merge(public)
         .split_for_parts();

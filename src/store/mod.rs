@@ -4,6 +4,8 @@
 
 pub mod audience;
 pub mod common;
+pub mod notices;
+pub mod notices_types;
 mod postgres;
 pub mod residents;
 pub mod residents_types;
@@ -17,6 +19,8 @@ use serde::Serialize;
 use hejnal_jobs::Backlog;
 
 pub use common::CommonQueries;
+pub use notices::Notices;
+pub use notices_types::*;
 pub use postgres::PgStore;
 pub use residents::Residents;
 pub use residents_types::*;
@@ -80,7 +84,7 @@ pub struct ProbeCounts {
 pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
 
 #[async_trait]
-pub trait Store: CommonQueries + Residents + Send + Sync + 'static {
+pub trait Store: CommonQueries + Residents + Notices + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
     /// Bring the schema up to date; safe to run from several processes at once.
@@ -110,6 +114,6 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
 }
 
 /// Milliseconds since the epoch; probe rows use it so tests can compare across processes.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -9,9 +9,11 @@ use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreErr
 use hejnal_jobs::Backlog;
 
 use super::residents_types::*;
+use super::notices_types::*;
 
 super::common::common_queries!(PgStore);
 super::residents::resident_queries!(PgStore, sqlx::Postgres);
+super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert);
 
 #[derive(Debug, Clone)]
 pub struct PgStore {

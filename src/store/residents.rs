@@ -246,6 +246,8 @@ macro_rules! resident_queries {
                 let mut tx = self.begin_write().await?;
                 let Some(sid) = live_subscriber(&mut tx, public_id, now).await? else { return Ok(false) };
                 sqlx::query("DELETE FROM contacts WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
+                // Delivery logs stay for the city's counts, but no longer lead to a person.
+                sqlx::query("UPDATE deliveries SET contact_id = NULL, provider_id = NULL WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM subscriber_districts WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM subscriber_interests WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("UPDATE subscribers SET erased_at = $1, quiet_from = NULL, quiet_to = NULL, district_mask = 0, interest_mask = 0, verified_mask = 0 WHERE id = $2")
@@ -299,9 +301,9 @@ macro_rules! resident_queries {
                     let sid = insert_subscriber(&mut tx, &row.signup, &row.public_id, now).await?;
                     for c in fresh {
                         sqlx::query(
-                            "INSERT INTO contacts (subscriber_id, channel, address, status, verified_at, created_at)
-                             VALUES ($1, $2, $3, 'verified', $4, $4)")
-                            .bind(sid).bind(c.channel).bind(&c.address).bind(now).execute(&mut *tx).await?;
+                            "INSERT INTO contacts (subscriber_id, channel, address, push_p256dh, push_auth, status, verified_at, created_at)
+                             VALUES ($1, $2, $3, $4, $5, 'verified', $6, $6)")
+                            .bind(sid).bind(c.channel).bind(&c.address).bind(&c.p256dh).bind(&c.auth).bind(now).execute(&mut *tx).await?;
                         record_consent(&mut tx, sid, c.channel, &row.consent_version, "granted", "import", row.consented_at).await?;
                     }
                     imported += 1;

@@ -12,9 +12,11 @@ use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreErr
 use hejnal_jobs::Backlog;
 
 use super::residents_types::*;
+use super::notices_types::*;
 
 super::common::common_queries!(SqliteStore);
 super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
+super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

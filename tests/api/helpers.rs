@@ -203,6 +203,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub stop: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The app's own store, for setting up and checking state.
+    pub store: DynStore,
 }
 
 impl TestApp {
@@ -216,8 +218,9 @@ impl TestApp {
         let app = Application::build(config, role).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port().unwrap_or(0));
         let stop = app.stop_token();
+        let store = app.state().store.clone();
         let handle = tokio::spawn(app.run_until_stopped());
-        TestApp { address, client: reqwest::Client::new(), stop, handle }
+        TestApp { address, client: reqwest::Client::new(), stop, handle, store }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

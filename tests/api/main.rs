@@ -6,6 +6,7 @@ mod helpers;
 mod channels;
 mod cli;
 mod http;
+mod notices;
 mod officials;
 mod processes;
 mod queue;

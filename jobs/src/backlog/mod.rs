@@ -6,8 +6,10 @@
 //! Times are milliseconds since the epoch, read from the database's clock so that processes
 //! with skewed clocks agree on what is due.
 
-mod postgres;
-mod sqlite;
+// Public so that a producer can insert jobs inside its own transaction (the outbox pattern):
+// `sqlite::insert` and `postgres::insert` take the transaction's connection.
+pub mod postgres;
+pub mod sqlite;
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! One shared `reqwest::Client` (keep-alive, the provider timeout) serves every send.
 
 mod smsapi;
+pub mod text;
 mod twilio;
 mod webhook;
 
@@ -18,6 +19,8 @@ use super::{
     wrong_address,
 };
 use crate::config::ConfigError;
+
+pub use text::{SmsEncoding, SmsStats, analyse, transliterate_polish};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsProvider {

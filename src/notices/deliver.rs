@@ -1,0 +1,187 @@
+//! The delivery job: claim the due deliveries of one range (queued, or held by a worker whose
+//! lease lapsed), send each through its channel under the provider's limits, and record the
+//! outcomes in bulk every `FLUSH_EVERY` sends, so a killed worker repeats at most that many.
+//! Transient failures keep the delivery `sending` with a lease until their retry time; the
+//! job then runs again at the earliest of those times and takes them up.
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use futures::StreamExt;
+use hejnal_jobs::HandlerError;
+
+use super::{NoticesCtx, render::{self, Rendered}, spec::NoticeSpec};
+use crate::{
+    channels::{Address, ChannelKind, Message, PushTarget, SendError, Sent},
+    domain::Language,
+    store::{Attempt, AttemptOutcome, ClaimedDelivery, DeliveryRange, DeliveryTarget, NoticeRow, now_ms},
+};
+
+/// Outcomes are written after this many sends.
+const FLUSH_EVERY: usize = 100;
+
+pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) -> Result<(), HandlerError> {
+    let store = &ctx.residents.store;
+    let Some(notice) = store.notice(range.notice_id).await.map_err(retry)? else {
+        return Err(HandlerError::Fatal(format!("notice {} does not exist", range.notice_id)));
+    };
+    let now = now_ms();
+    if notice.state == "cancelled" {
+        store.close_range(range, "cancelled", "notice cancelled", now).await.map_err(retry)?;
+        return Ok(());
+    }
+    if notice.expires_at.is_some_and(|e| e <= now) {
+        store.close_range(range, "expired", "the notice expired before it could be sent", now).await.map_err(retry)?;
+        return Ok(());
+    }
+    let kind = ChannelKind::from_str(range.channel).map_err(HandlerError::Fatal)?;
+    let spec: NoticeSpec = serde_json::from_str(&notice.spec).map_err(|e| HandlerError::Fatal(e.to_string()))?;
+    let lease_until = now + ctx.settings.lease.as_millis() as i64;
+    let claimed = store.claim_deliveries(range, now, lease_until).await.map_err(retry)?;
+    if !claimed.is_empty() {
+        let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed).await?;
+        batch.send_all(ctx, claimed, worker_id).await?;
+    }
+    // What is still held (our transient failures, or another worker's sends) decides whether
+    // this job must come back, and when.
+    match store.range_busy_until(range, now_ms()).await.map_err(retry)? {
+        Some(until) => Err(HandlerError::Retry {
+            after: Duration::from_millis((until - now_ms()).max(0) as u64 + 50),
+            reason: "deliveries wait for a retry".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Everything the sends of one claimed batch share.
+struct Batch {
+    kind: ChannelKind,
+    targets: HashMap<i64, DeliveryTarget>,
+    rendered: HashMap<String, Rendered>,
+    expires_at: Option<i64>,
+    urgent: bool,
+    ttl: Duration,
+    topic: String,
+}
+
+impl Batch {
+    async fn prepare(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, kind: ChannelKind, claimed: &[ClaimedDelivery]) -> Result<Batch, HandlerError> {
+        let contact_ids: Vec<i64> = claimed.iter().filter_map(|d| d.contact_id).collect();
+        let targets = ctx.residents.store.delivery_targets(&contact_ids).await.map_err(retry)?;
+        let mut rendered = HashMap::new();
+        for d in claimed {
+            if !rendered.contains_key(&d.language) {
+                let lang = Language::parse(&d.language).unwrap_or(Language::Pl);
+                let transliterate = spec.transliterate.unwrap_or(ctx.settings.sms_transliterate);
+                let r = render::render(&ctx.residents.messages, spec, kind, lang, transliterate).map_err(|e| HandlerError::Fatal(format!("template: {e}")))?;
+                rendered.insert(d.language.clone(), r);
+            }
+        }
+        let ttl = notice.expires_at.map(|e| Duration::from_millis((e - now_ms()).max(60_000) as u64)).unwrap_or(Duration::from_secs(24 * 3600));
+        Ok(Batch {
+            kind,
+            targets: targets.into_iter().map(|t| (t.contact_id, t)).collect(),
+            rendered,
+            expires_at: notice.expires_at,
+            urgent: spec.severity.is_urgent(),
+            ttl,
+            // One topic per chain, so an Update or Cancel replaces what the browser shows.
+            topic: format!("notice-{}", notice.root_id.unwrap_or(notice.id)),
+        })
+    }
+
+    async fn send_all(&self, ctx: &NoticesCtx, claimed: Vec<ClaimedDelivery>, worker_id: &str) -> Result<(), HandlerError> {
+        let channel = ctx.residents.channels.get(self.kind).clone();
+        let throttle = ctx.residents.channels.throttle(self.kind);
+        let mut outcomes = futures::stream::iter(claimed)
+            .map(|d| {
+                let channel = channel.clone();
+                async move {
+                    let _permit = throttle.acquire(self.urgent).await;
+                    let outcome = self.send_one(ctx, &*channel, &d).await;
+                    Attempt { delivery_id: d.id, attempt: d.attempts, outcome }
+                }
+            })
+            .buffer_unordered(throttle.concurrency());
+        let mut pending = Vec::with_capacity(FLUSH_EVERY);
+        while let Some(attempt) = outcomes.next().await {
+            count(self.kind, &attempt.outcome);
+            pending.push(attempt);
+            if pending.len() >= FLUSH_EVERY {
+                ctx.residents.store.record_attempts(&pending, worker_id, now_ms()).await.map_err(retry)?;
+                pending.clear();
+            }
+        }
+        ctx.residents.store.record_attempts(&pending, worker_id, now_ms()).await.map_err(retry)?;
+        Ok(())
+    }
+
+    async fn send_one(&self, ctx: &NoticesCtx, channel: &dyn crate::channels::Channel, d: &ClaimedDelivery) -> AttemptOutcome {
+        let Some(target) = d.contact_id.and_then(|id| self.targets.get(&id)) else {
+            return AttemptOutcome::Cancelled { reason: "the resident erased their data".into() };
+        };
+        if target.status != "verified" {
+            return AttemptOutcome::Cancelled { reason: format!("the contact is {}", target.status) };
+        }
+        if self.expires_at.is_some_and(|e| e <= now_ms()) {
+            return AttemptOutcome::Expired;
+        }
+        if d.attempts > crate::channels::backoff::MAX_ATTEMPTS as i32 {
+            return AttemptOutcome::Failed { reason: format!("gave up after {} attempts", d.attempts - 1) };
+        }
+        let message = self.message(ctx, d, target);
+        match channel.send(&address(self.kind, target), &message).await {
+            Ok(Sent { provider_id }) => AttemptOutcome::Sent { provider_id },
+            Err(SendError::Gone(reason)) => AttemptOutcome::Gone { reason, contact_id: target.contact_id },
+            Err(e) => match crate::channels::backoff::retry_delay(d.attempts as u32, &e) {
+                Some(delay) if (d.attempts as u32) < crate::channels::backoff::MAX_ATTEMPTS => {
+                    AttemptOutcome::Retry { at: now_ms() + delay.as_millis() as i64, reason: e.to_string() }
+                }
+                _ => AttemptOutcome::Failed { reason: e.to_string() },
+            },
+        }
+    }
+
+    fn message(&self, ctx: &NoticesCtx, d: &ClaimedDelivery, target: &DeliveryTarget) -> Message {
+        let token = ctx.residents.links.sign(&target.public_id);
+        let preferences = ctx.residents.public_url(&format!("preferences/{token}"));
+        let personal = self.rendered[&d.language].for_recipient(&preferences);
+        let mut m = Message::new(d.id.to_string(), personal.subject, personal.text);
+        m.html = personal.html;
+        m.urgent = self.urgent;
+        m.ttl = self.ttl;
+        m.topic = Some(self.topic.clone());
+        m.link = Some(preferences);
+        if self.kind == ChannelKind::Email {
+            m.unsubscribe_url = Some(ctx.residents.public_url(&format!("api/v1/preferences/{token}/one-click?channel=email")));
+        }
+        m
+    }
+}
+
+fn address(kind: ChannelKind, t: &DeliveryTarget) -> Address {
+    match kind {
+        ChannelKind::Sms => Address::Phone(t.address.clone()),
+        ChannelKind::Email => Address::Email(t.address.clone()),
+        ChannelKind::Push => Address::Push(PushTarget {
+            endpoint: t.address.clone(),
+            p256dh: t.push_p256dh.clone().unwrap_or_default(),
+            auth: t.push_auth.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+fn count(kind: ChannelKind, outcome: &AttemptOutcome) {
+    let label = match outcome {
+        AttemptOutcome::Sent { .. } => "sent",
+        AttemptOutcome::Retry { .. } => "retry",
+        AttemptOutcome::Failed { .. } => "failed",
+        AttemptOutcome::Gone { .. } => "gone",
+        AttemptOutcome::Cancelled { .. } => "cancelled",
+        AttemptOutcome::Expired => "expired",
+    };
+    metrics::counter!("hejnal_delivery_attempts_total", "channel" => kind.as_str(), "outcome" => label).increment(1);
+}
+
+fn retry(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Retry { after: Duration::from_secs(2), reason: e.to_string() }
+}

@@ -1,0 +1,158 @@
+//! The fan-out job: a published notice becomes one delivery row per (resident, channel),
+//! bulk-inserted by the database itself (`INSERT … SELECT`, so the audience is never held in
+//! memory), then delivery jobs of `batch` ids each. Running it twice inserts nothing twice
+//! (a unique key) and queues only batches, which a claim makes harmless.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hejnal_jobs::{HandlerError, Job, Lane, NewJob};
+
+use super::{NoticesCtx, spec::{MsgType, NoticeSpec, Status}};
+use crate::{
+    domain::QuietHours,
+    store::{FanoutPlan, InsertedRange, NoticeRow, Transition, now_ms},
+};
+
+pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
+    let store = &ctx.residents.store;
+    let Some(mut notice) = store.notice(notice_id).await.map_err(retry)? else {
+        return Err(HandlerError::Fatal(format!("notice {notice_id} does not exist")));
+    };
+    let now = now_ms();
+    match notice.state.as_str() {
+        "published" => {}
+        "scheduled" => {
+            // Never early: the job may arrive before `send_at` when clocks disagree.
+            if let Some(wait) = notice.send_at.map(|at| at - now).filter(|w| *w > 0) {
+                return Err(HandlerError::Retry { after: Duration::from_millis(wait as u64), reason: "not yet time".into() });
+            }
+            let publish = Transition { from: &["scheduled"], to: "published", stamps: &["published_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: false };
+            match store.transition(notice_id, &publish, now).await.map_err(retry)? {
+                Some(row) => notice = row,
+                None => return Ok(()), // cancelled meanwhile, or another scheduler published it
+            }
+        }
+        _ => return Ok(()), // cancelled or never published: nothing to send
+    }
+    let spec: NoticeSpec = serde_json::from_str(&notice.spec).map_err(|e| HandlerError::Fatal(format!("notice {notice_id}: {e}")))?;
+    if spec.msg_type == MsgType::Cancel {
+        cancel_original(ctx, &notice, now).await?;
+    }
+    let ranges = insert_deliveries(ctx, &notice, &spec, now).await?;
+    let recipients: i64 = ranges.iter().map(|(_, r)| r.count).sum();
+    let holds = if spec.severity.is_urgent() { vec![] } else { hold_quiet_residents(ctx, notice_id).await? };
+    let lane = lane_of(&notice);
+    let jobs = batch_jobs(&ranges, notice_id, lane, ctx.settings.batch as i64, &holds, now);
+    for chunk in jobs.chunks(1000) {
+        ctx.queue.push(chunk).await.map_err(|e| retry(e.to_string()))?;
+    }
+    store.finish_fan_out(notice_id, recipients, now_ms()).await.map_err(retry)?;
+    tracing::info!(notice_id, recipients, jobs = jobs.len(), "fan-out done");
+    metrics::counter!("hejnal_deliveries_created_total", "lane" => lane.as_str()).increment(recipients as u64);
+    Ok(())
+}
+
+pub fn lane_of(notice: &NoticeRow) -> Lane {
+    if notice.lane == "emergency" { Lane::Emergency } else { Lane::Routine }
+}
+
+/// A Cancel withdraws what it references: whatever of the original still waits is cancelled.
+async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Result<(), HandlerError> {
+    let Some(original) = notice.references_id else { return Ok(()) };
+    let cancel = Transition { from: &["published", "scheduled", "pending", "draft"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true };
+    ctx.residents.store.transition(original, &cancel, now).await.map_err(retry)?;
+    Ok(())
+}
+
+async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64) -> Result<Vec<(String, InsertedRange)>, HandlerError> {
+    let store = &ctx.residents.store;
+    let (district_any, interest_any, channels) = match (&spec.audience, notice.references_id) {
+        (Some(a), None) => {
+            let districts: Vec<String> = store.districts().await.map_err(retry)?.into_iter().map(|d| d.slug).collect();
+            let interests: Vec<String> = store.interests().await.map_err(retry)?.into_iter().map(|i| i.slug).collect();
+            let bits = |all: &[String], asked: &[String]| asked.iter().filter_map(|s| all.iter().position(|a| a == s)).fold(0i64, |m, i| m | 1 << i);
+            // Extreme and Severe reach everyone in the districts, whatever they follow.
+            let interest_any = if spec.severity.is_urgent() { 0 } else { bits(&interests, &a.interests) };
+            (bits(&districts, &a.districts), interest_any, a.channels.clone())
+        }
+        // An Update or Cancel follows the original, channel by channel.
+        _ => (0, 0, ["sms", "email", "push"].map(String::from).to_vec()),
+    };
+    let mut ranges = Vec::new();
+    for channel in channels {
+        let plan = FanoutPlan {
+            notice_id: notice.id,
+            channel: channel.clone(),
+            district_any,
+            interest_any,
+            testers_only: spec.status != Status::Actual,
+            follows: notice.references_id,
+        };
+        let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
+        if range.count > 0 {
+            ranges.push((channel, range));
+        }
+    }
+    Ok(ranges)
+}
+
+/// Hold the deliveries of residents now in their quiet hours; returns when each hold ends (ms).
+async fn hold_quiet_residents(ctx: &NoticesCtx, notice_id: i64) -> Result<Vec<i64>, HandlerError> {
+    let store = &ctx.residents.store;
+    let now = Utc::now();
+    let mut ends = Vec::new();
+    for pair in store.quiet_hours_in_use().await.map_err(retry)? {
+        let json = crate::domain::QuietHoursJson { from: pair.0.clone(), to: pair.1.clone() };
+        let Ok(quiet) = QuietHours::parse(&json) else { continue };
+        if let Some(end) = quiet.ends_after(now) {
+            let end = end.timestamp_millis();
+            if store.hold_for_quiet_hours(notice_id, &pair, end).await.map_err(retry)? > 0 && !ends.contains(&end) {
+                ends.push(end);
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// Jobs of at most `batch` ids over each channel's inserted range: now, and again when each
+/// quiet-hours hold ends (a claim takes only what is due, so the early pass skips the held).
+fn batch_jobs(ranges: &[(String, InsertedRange)], notice_id: i64, lane: Lane, batch: i64, holds: &[i64], now: i64) -> Vec<NewJob> {
+    let mut jobs = Vec::new();
+    let delays = std::iter::once(0).chain(holds.iter().map(|end| (end - now).max(0)));
+    for delay in delays {
+        for (channel, r) in ranges {
+            let mut first = r.first;
+            while first <= r.last {
+                let last = (first + batch - 1).min(r.last);
+                let job = Job::DeliverV1 { notice_id, channel: channel.clone(), first_id: first, last_id: last };
+                jobs.push(NewJob::after(lane, job, Duration::from_millis(delay as u64)));
+                first = last + 1;
+            }
+        }
+    }
+    jobs
+}
+
+fn retry(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Retry { after: Duration::from_secs(2), reason: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_split_into_batches_and_quiet_holds_repeat_them_later() {
+        let ranges = vec![("sms".to_string(), InsertedRange { first: 10, last: 1209, count: 1200 })];
+        let jobs = batch_jobs(&ranges, 7, Lane::Routine, 500, &[60_000], 0);
+        let spans: Vec<(i64, i64, u128)> = jobs
+            .iter()
+            .map(|j| match &j.job {
+                Job::DeliverV1 { first_id, last_id, .. } => (*first_id, *last_id, j.delay.as_millis()),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(spans, [(10, 509, 0), (510, 1009, 0), (1010, 1209, 0), (10, 509, 60_000), (510, 1009, 60_000), (1010, 1209, 60_000)]);
+    }
+}

@@ -1,0 +1,62 @@
+//! Notices: what officials publish, from the request to every resident's phone, inbox and
+//! browser. `spec` parses and checks a notice; `service` moves it through approval; `fanout`
+//! turns a published notice into delivery rows and batch jobs; `deliver` sends a batch;
+//! `render` turns a notice into each channel's text; `sweeper` re-queues what a lost queue
+//! dropped. The database is the truth throughout: jobs carry ids, never addresses.
+
+pub mod deliver;
+pub mod fanout;
+pub mod render;
+pub mod service;
+pub mod spec;
+pub mod sweeper;
+pub mod view;
+
+use std::{sync::Arc, time::Duration};
+
+use hejnal_jobs::Queue;
+
+use crate::residents::SharedResidents;
+
+/// How deliveries are paced and recovered (`HEJNAL_DELIVERY_*`, `HEJNAL_APPROVAL_FOR_ROUTINE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// Planned and info notices also need a second official's approval.
+    pub approval_for_routine: bool,
+    /// How long a worker holds a delivery it is sending before another may take it up.
+    pub lease: Duration,
+    /// Deliveries waiting longer than this are queued again by the sweeper.
+    pub grace_emergency: Duration,
+    pub grace_routine: Duration,
+    /// Deliveries per job.
+    pub batch: u32,
+    pub sms_transliterate: bool,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            approval_for_routine: true,
+            lease: Duration::from_secs(30),
+            grace_emergency: Duration::from_secs(120),
+            grace_routine: Duration::from_secs(3600),
+            batch: 500,
+            sms_transliterate: false,
+        }
+    }
+}
+
+/// What notice work needs: resident context (store, channels, templates, link keys), the queue
+/// and the delivery settings.
+pub struct NoticesCtx {
+    pub residents: SharedResidents,
+    pub queue: Queue,
+    pub settings: DeliverySettings,
+}
+
+pub type SharedNotices = Arc<NoticesCtx>;
+
+/// ms since the epoch of an optional timestamp.
+pub(crate) fn ms(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}

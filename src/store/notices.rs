@@ -1,0 +1,400 @@
+//! Notice and delivery queries, written once in SQL both dialects accept and generated for
+//! each store by `notice_queries!` (see `residents.rs` for the placeholder rule). The bulk
+//! paths (fan-out `INSERT … SELECT`, outcome updates from a `VALUES` list) are the hot ones.
+
+use async_trait::async_trait;
+
+use super::{StoreResult, notices_types::*};
+
+#[async_trait]
+pub trait Notices: Send + Sync {
+    async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64>;
+    async fn notice(&self, id: i64) -> StoreResult<Option<NoticeRow>>;
+    async fn notices(&self, limit: i64) -> StoreResult<Vec<NoticeRow>>;
+    /// Apply `t` if the notice is in one of `t.from`; None when it is not (or unknown).
+    async fn transition(&self, id: i64, t: &Transition, now: i64) -> StoreResult<Option<NoticeRow>>;
+    /// Insert one channel's deliveries of a fan-out (existing ones are left alone).
+    async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange>;
+    /// The distinct quiet hours residents chose, as (from, to).
+    async fn quiet_hours_in_use(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Hold the queued deliveries of residents with these quiet hours until `not_before`.
+    async fn hold_for_quiet_hours(&self, notice_id: i64, quiet: &(String, String), not_before: i64) -> StoreResult<u64>;
+    async fn finish_fan_out(&self, notice_id: i64, recipients: i64, now: i64) -> StoreResult<()>;
+    /// Take the sendable deliveries of a range: queued and due, or sending with a lapsed lease.
+    async fn claim_deliveries(&self, range: DeliveryRange<'_>, now: i64, lease_until: i64) -> StoreResult<Vec<ClaimedDelivery>>;
+    async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>>;
+    /// Record attempts and move their deliveries forward, in one transaction.
+    async fn record_attempts(&self, attempts: &[Attempt], worker_id: &str, now: i64) -> StoreResult<()>;
+    /// End every delivery of a range still waiting, as `expired` or `cancelled`.
+    async fn close_range(&self, range: DeliveryRange<'_>, status: &str, reason: &str, now: i64) -> StoreResult<u64>;
+    /// The earliest time a delivery of the range held by a worker may be taken up again.
+    async fn range_busy_until(&self, range: DeliveryRange<'_>, now: i64) -> StoreResult<Option<i64>>;
+    /// Deliveries of published notices in `lane` left waiting since before `stale_before`,
+    /// grouped into ranges of at most `batch` ids: (notice, channel, first, last).
+    async fn stale_ranges(&self, lane: &str, stale_before: i64, now: i64, batch: i64) -> StoreResult<Vec<(i64, String, i64, i64)>>;
+    /// Published notices whose fan-out never finished, started before `before`.
+    async fn unfinished_fan_outs(&self, before: i64) -> StoreResult<Vec<(i64, String)>>;
+    /// A provider's report: move the delivery to `delivered` or `failed` if it is not final yet.
+    async fn apply_receipt(&self, delivery_id: Option<i64>, provider_id: Option<&str>, status: &str, detail: Option<&str>, now: i64) -> StoreResult<bool>;
+    /// (channel, status, count) for a notice.
+    async fn notice_progress(&self, notice_id: i64) -> StoreResult<Vec<(String, String, i64)>>;
+    async fn delivery_events(&self, delivery_id: i64) -> StoreResult<Vec<DeliveryEvent>>;
+    /// The delivery of a notice to a subscriber's contact on a channel: (id, status, provider id).
+    async fn delivery_of(&self, notice_id: i64, channel: &str, address: &str) -> StoreResult<Option<(i64, String, Option<String>)>>;
+    /// Reserve an Idempotency-Key. None: it is ours to answer; Some: an earlier request's.
+    async fn idempotency_begin(&self, official_id: i64, key: &str, route: &str, now: i64) -> StoreResult<Option<IdempotentAnswer>>;
+    async fn idempotency_finish(&self, official_id: i64, key: &str, route: &str, status: i32, body: &str) -> StoreResult<()>;
+    /// Forget a reservation whose request failed, so that a retry can run.
+    async fn idempotency_abandon(&self, official_id: i64, key: &str, route: &str) -> StoreResult<()>;
+    async fn create_template(&self, name: &str, spec: &str, author_id: i64, now: i64) -> StoreResult<i64>;
+    /// The second official's approval; false when already approved or by its own author.
+    async fn approve_template(&self, id: i64, approver_id: i64, now: i64) -> StoreResult<bool>;
+    async fn template(&self, id: i64) -> StoreResult<Option<TemplateRow>>;
+    async fn templates(&self) -> StoreResult<Vec<TemplateRow>>;
+    /// Add a resident (found by a contact's address) to the test audience or remove them.
+    async fn set_tester(&self, channel: &str, address: &str, tester: bool) -> StoreResult<bool>;
+}
+
+pub(super) const NOTICE_COLUMNS: &str = "id, kind, msg_type, status, severity, references_id, root_id, spec, state, lane, send_at, \
+    expires_at, author_id, approver_id, approval, template_id, reject_reason, recipients, created_at, submitted_at, \
+    approved_at, published_at, fanout_done_at, cancelled_at";
+
+macro_rules! notice_queries {
+    ($store:ty, $db:ty, $backlog_insert:path) => {
+        #[async_trait::async_trait]
+        impl $crate::store::notices::Notices for $store {
+            async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO notices (kind, msg_type, status, severity, references_id, root_id, spec, state, lane, send_at,
+                                          expires_at, author_id, template_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $10, $11, $12, $13) RETURNING id",
+                )
+                .bind(&n.kind).bind(&n.msg_type).bind(&n.status).bind(&n.severity).bind(n.references_id).bind(n.root_id)
+                .bind(&n.spec).bind(&n.lane).bind(n.send_at).bind(n.expires_at).bind(n.author_id).bind(n.template_id).bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn notice(&self, id: i64) -> StoreResult<Option<NoticeRow>> {
+                let mut b = sqlx::QueryBuilder::<$db>::new("SELECT ");
+                b.push($crate::store::notices::NOTICE_COLUMNS).push(" FROM notices WHERE id = ").push_bind(id);
+                Ok(b.build_query_as().fetch_optional(&self.pool).await?)
+            }
+
+            async fn notices(&self, limit: i64) -> StoreResult<Vec<NoticeRow>> {
+                let mut b = sqlx::QueryBuilder::<$db>::new("SELECT ");
+                b.push($crate::store::notices::NOTICE_COLUMNS).push(" FROM notices ORDER BY id DESC LIMIT ").push_bind(limit);
+                Ok(b.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn transition(&self, id: i64, t: &Transition, now: i64) -> StoreResult<Option<NoticeRow>> {
+                let mut tx = self.begin_write().await?;
+                let mut b = sqlx::QueryBuilder::<$db>::new("UPDATE notices SET state = ");
+                b.push_bind(t.to);
+                for column in t.stamps {
+                    b.push(", ").push(*column).push(" = ").push_bind(now);
+                }
+                if let Some(a) = t.approver_id {
+                    b.push(", approver_id = ").push_bind(a);
+                }
+                if let Some(a) = &t.approval {
+                    b.push(", approval = ").push_bind(a.clone());
+                }
+                if let Some(r) = &t.reject_reason {
+                    b.push(", reject_reason = ").push_bind(r.clone());
+                }
+                b.push(" WHERE id = ").push_bind(id).push(" AND state IN ");
+                b.push_tuples(t.from.iter(), |mut s, state| { s.push_bind(*state); });
+                b.push(" RETURNING ").push($crate::store::notices::NOTICE_COLUMNS);
+                let row: Option<NoticeRow> = b.build_query_as().fetch_optional(&mut *tx).await?;
+                if row.is_none() {
+                    return Ok(None);
+                }
+                if t.cancel_deliveries {
+                    sqlx::query("UPDATE deliveries SET status = 'cancelled', error = 'notice cancelled', updated_at = $1
+                                 WHERE notice_id = $2 AND (status = 'queued' OR (status = 'sending' AND lease_until < $3))")
+                        .bind(now).bind(id).bind(now)
+                        .execute(&mut *tx).await?;
+                }
+                if !t.jobs.is_empty() {
+                    $backlog_insert(&mut *tx, &t.jobs).await.map_err(|e| match e {
+                        hejnal_jobs::Error::Database(e) => StoreError::Database(e),
+                        other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
+                    })?;
+                }
+                tx.commit().await?;
+                Ok(row)
+            }
+
+            async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange> {
+                let mut tx = self.begin_write().await?;
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO deliveries (notice_id, subscriber_id, contact_id, channel, language, status, updated_at) SELECT ");
+                b.push_bind(plan.notice_id).push(", s.id, c.id, c.channel, s.language, 'queued', ").push_bind(now);
+                match plan.follows {
+                    // Whoever received the original on this channel, if still subscribed.
+                    Some(original) => {
+                        b.push(" FROM deliveries o JOIN subscribers s ON s.id = o.subscriber_id
+                                 JOIN contacts c ON c.id = o.contact_id AND c.status = 'verified'
+                                 WHERE o.notice_id = ").push_bind(original)
+                            .push(" AND o.channel = ").push_bind(plan.channel.clone())
+                            .push(" AND o.status IN ('sending', 'sent', 'delivered') AND s.erased_at IS NULL ORDER BY s.id");
+                    }
+                    None => {
+                        b.push(" FROM subscribers s JOIN contacts c ON c.subscriber_id = s.id AND c.channel = ")
+                            .push_bind(plan.channel.clone())
+                            .push(" AND c.status = 'verified' WHERE s.erased_at IS NULL AND s.district_mask & ")
+                            .push_bind(plan.district_any).push(" <> 0");
+                        if plan.interest_any != 0 {
+                            b.push(" AND s.interest_mask & ").push_bind(plan.interest_any).push(" <> 0");
+                        }
+                        if plan.testers_only {
+                            b.push(" AND s.tester");
+                        }
+                        b.push(" ORDER BY s.id");
+                    }
+                }
+                b.push(" ON CONFLICT DO NOTHING");
+                b.build().execute(&mut *tx).await?;
+                let (first, last, count): (Option<i64>, Option<i64>, i64) =
+                    sqlx::query_as("SELECT min(id), max(id), count(*) FROM deliveries WHERE notice_id = $1 AND channel = $2")
+                        .bind(plan.notice_id).bind(&plan.channel)
+                        .fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(InsertedRange { first: first.unwrap_or(0), last: last.unwrap_or(-1), count })
+            }
+
+            async fn quiet_hours_in_use(&self) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as("SELECT DISTINCT quiet_from, quiet_to FROM subscribers
+                                   WHERE quiet_from IS NOT NULL AND quiet_to IS NOT NULL AND erased_at IS NULL")
+                    .fetch_all(&self.pool).await?)
+            }
+
+            async fn hold_for_quiet_hours(&self, notice_id: i64, quiet: &(String, String), not_before: i64) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE deliveries SET not_before = $1 WHERE notice_id = $2 AND status = 'queued' AND subscriber_id IN
+                     (SELECT id FROM subscribers WHERE quiet_from = $3 AND quiet_to = $4)")
+                    .bind(not_before).bind(notice_id).bind(&quiet.0).bind(&quiet.1)
+                    .execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn finish_fan_out(&self, notice_id: i64, recipients: i64, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE notices SET recipients = $1, fanout_done_at = $2 WHERE id = $3")
+                    .bind(recipients).bind(now).bind(notice_id)
+                    .execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn claim_deliveries(&self, r: DeliveryRange<'_>, now: i64, lease_until: i64) -> StoreResult<Vec<ClaimedDelivery>> {
+                Ok(sqlx::query_as(
+                    "UPDATE deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2
+                     WHERE notice_id = $3 AND channel = $4 AND id BETWEEN $5 AND $6
+                       AND (status = 'queued' OR (status = 'sending' AND lease_until <= $2))
+                       AND (not_before IS NULL OR not_before <= $2)
+                     RETURNING id, subscriber_id, contact_id, language, attempts")
+                    .bind(lease_until).bind(now).bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last)
+                    .fetch_all(&self.pool).await?)
+            }
+
+            async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>> {
+                if contact_ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT c.id AS contact_id, s.public_id, c.address, c.push_p256dh, c.push_auth, c.status
+                     FROM contacts c JOIN subscribers s ON s.id = c.subscriber_id WHERE s.erased_at IS NULL AND c.id IN ");
+                b.push_tuples(contact_ids, |mut t, id| { t.push_bind(*id); });
+                Ok(b.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn record_attempts(&self, attempts: &[Attempt], worker_id: &str, now: i64) -> StoreResult<()> {
+                if attempts.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                // A receipt may already have moved a delivery past `sending`; then only the
+                // provider id is kept.
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE deliveries SET status = CASE WHEN deliveries.status = 'sending' THEN v.column2 ELSE deliveries.status END,
+                        provider_id = COALESCE(deliveries.provider_id, v.column3), error = v.column4, lease_until = v.column5, updated_at = ");
+                b.push_bind(now).push(" FROM (");
+                b.push_values(attempts, |mut row, a| {
+                    let (status, provider, error, lease) = $crate::store::notices::outcome_columns(&a.outcome);
+                    row.push_bind(a.delivery_id).push_bind(status).push_bind(provider).push_bind(error).push_bind(lease);
+                });
+                b.push(") AS v WHERE deliveries.id = v.column1");
+                b.build().execute(&mut *tx).await?;
+                let mut e = sqlx::QueryBuilder::<$db>::new("INSERT INTO delivery_events (delivery_id, attempt, outcome, detail, worker_id, at) ");
+                e.push_values(attempts, |mut row, a| {
+                    let (status, provider, error, _) = $crate::store::notices::outcome_columns(&a.outcome);
+                    let outcome = if matches!(a.outcome, AttemptOutcome::Retry { .. }) { "retry" } else { status };
+                    row.push_bind(a.delivery_id).push_bind(a.attempt).push_bind(outcome).push_bind(provider.or(error))
+                        .push_bind(worker_id.to_owned()).push_bind(now);
+                });
+                e.build().execute(&mut *tx).await?;
+                let gone: Vec<i64> = attempts.iter().filter_map(|a| match a.outcome { AttemptOutcome::Gone { contact_id, .. } => Some(contact_id), _ => None }).collect();
+                if !gone.is_empty() {
+                    let mut g = sqlx::QueryBuilder::<$db>::new("UPDATE contacts SET status = 'gone' WHERE id IN ");
+                    g.push_tuples(&gone, |mut t, id| { t.push_bind(*id); });
+                    g.build().execute(&mut *tx).await?;
+                    let mut m = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE subscribers SET verified_mask = verified_mask & ~4 WHERE id IN (SELECT subscriber_id FROM contacts WHERE id IN ");
+                    m.push_tuples(&gone, |mut t, id| { t.push_bind(*id); });
+                    m.push(")");
+                    m.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn close_range(&self, r: DeliveryRange<'_>, status: &str, reason: &str, now: i64) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE deliveries SET status = $1, error = $2, updated_at = $3
+                     WHERE notice_id = $4 AND channel = $5 AND id BETWEEN $6 AND $7
+                       AND (status = 'queued' OR (status = 'sending' AND lease_until <= $3))")
+                    .bind(status).bind(reason).bind(now).bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last)
+                    .execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn range_busy_until(&self, r: DeliveryRange<'_>, now: i64) -> StoreResult<Option<i64>> {
+                let (until,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT min(lease_until) FROM deliveries WHERE notice_id = $1 AND channel = $2 AND id BETWEEN $3 AND $4
+                       AND status = 'sending' AND lease_until > $5")
+                    .bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last).bind(now)
+                    .fetch_one(&self.pool).await?;
+                Ok(until)
+            }
+
+            async fn stale_ranges(&self, lane: &str, stale_before: i64, now: i64, batch: i64) -> StoreResult<Vec<(i64, String, i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT d.notice_id, d.channel, min(d.id), max(d.id) FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                     WHERE n.state = 'published' AND n.lane = $1 AND n.fanout_done_at IS NOT NULL
+                       AND ((d.status = 'queued' AND d.updated_at < $2 AND (d.not_before IS NULL OR d.not_before <= $3))
+                         OR (d.status = 'sending' AND d.lease_until < $2))
+                     GROUP BY d.notice_id, d.channel, d.id / $4 LIMIT 1000")
+                    .bind(lane).bind(stale_before).bind(now).bind(batch)
+                    .fetch_all(&self.pool).await?)
+            }
+
+            async fn unfinished_fan_outs(&self, before: i64) -> StoreResult<Vec<(i64, String)>> {
+                Ok(sqlx::query_as("SELECT id, lane FROM notices WHERE state = 'published' AND fanout_done_at IS NULL AND published_at < $1")
+                    .bind(before).fetch_all(&self.pool).await?)
+            }
+
+            async fn apply_receipt(&self, delivery_id: Option<i64>, provider_id: Option<&str>, status: &str, detail: Option<&str>, now: i64) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let found: Option<(i64, i32)> = match (delivery_id, provider_id) {
+                    (Some(id), _) => sqlx::query_as("SELECT id, attempts FROM deliveries WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?,
+                    (None, Some(p)) => sqlx::query_as("SELECT id, attempts FROM deliveries WHERE provider_id = $1").bind(p).fetch_optional(&mut *tx).await?,
+                    (None, None) => None,
+                };
+                let Some((id, attempt)) = found else { return Ok(false) };
+                // Forward only: a late or repeated receipt changes nothing that is final.
+                let done = sqlx::query("UPDATE deliveries SET status = $1, error = $2, updated_at = $3, lease_until = NULL
+                                        WHERE id = $4 AND status IN ('queued', 'sending', 'sent')")
+                    .bind(status).bind(detail).bind(now).bind(id)
+                    .execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO delivery_events (delivery_id, attempt, outcome, detail, worker_id, at) VALUES ($1, $2, $3, $4, NULL, $5)")
+                    .bind(id).bind(attempt).bind(format!("receipt:{status}")).bind(detail).bind(now)
+                    .execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn notice_progress(&self, notice_id: i64) -> StoreResult<Vec<(String, String, i64)>> {
+                Ok(sqlx::query_as("SELECT channel, status, count(*) FROM deliveries WHERE notice_id = $1 GROUP BY channel, status")
+                    .bind(notice_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn delivery_events(&self, delivery_id: i64) -> StoreResult<Vec<DeliveryEvent>> {
+                Ok(sqlx::query_as("SELECT attempt, outcome, detail, worker_id, at FROM delivery_events WHERE delivery_id = $1 ORDER BY id")
+                    .bind(delivery_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn delivery_of(&self, notice_id: i64, channel: &str, address: &str) -> StoreResult<Option<(i64, String, Option<String>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT d.id, d.status, d.provider_id FROM deliveries d JOIN contacts c ON c.id = d.contact_id
+                     WHERE d.notice_id = $1 AND d.channel = $2 AND c.address = $3")
+                    .bind(notice_id).bind(channel).bind(address)
+                    .fetch_optional(&self.pool).await?)
+            }
+
+            async fn idempotency_begin(&self, official_id: i64, key: &str, route: &str, now: i64) -> StoreResult<Option<IdempotentAnswer>> {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (official_id, key, route, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                    .bind(official_id).bind(key).bind(route).bind(now)
+                    .execute(&self.pool).await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(None);
+                }
+                let (status, body): (Option<i32>, Option<String>) =
+                    sqlx::query_as("SELECT status, body FROM idempotency_keys WHERE official_id = $1 AND key = $2 AND route = $3")
+                        .bind(official_id).bind(key).bind(route)
+                        .fetch_one(&self.pool).await?;
+                Ok(Some(IdempotentAnswer { status, body }))
+            }
+
+            async fn idempotency_finish(&self, official_id: i64, key: &str, route: &str, status: i32, body: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE official_id = $3 AND key = $4 AND route = $5")
+                    .bind(status).bind(body).bind(official_id).bind(key).bind(route)
+                    .execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn idempotency_abandon(&self, official_id: i64, key: &str, route: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE official_id = $1 AND key = $2 AND route = $3 AND status IS NULL")
+                    .bind(official_id).bind(key).bind(route)
+                    .execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_template(&self, name: &str, spec: &str, author_id: i64, now: i64) -> StoreResult<i64> {
+                let (id,): (i64,) = sqlx::query_as("INSERT INTO notice_templates (name, spec, author_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(name).bind(spec).bind(author_id).bind(now)
+                    .fetch_one(&self.pool).await?;
+                Ok(id)
+            }
+
+            async fn approve_template(&self, id: i64, approver_id: i64, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE notice_templates SET approver_id = $1, approved_at = $2
+                                        WHERE id = $3 AND approver_id IS NULL AND author_id <> $1")
+                    .bind(approver_id).bind(now).bind(id)
+                    .execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn template(&self, id: i64) -> StoreResult<Option<TemplateRow>> {
+                Ok(sqlx::query_as("SELECT id, name, spec, author_id, approver_id, created_at, approved_at FROM notice_templates WHERE id = $1")
+                    .bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn templates(&self) -> StoreResult<Vec<TemplateRow>> {
+                Ok(sqlx::query_as("SELECT id, name, spec, author_id, approver_id, created_at, approved_at FROM notice_templates ORDER BY id")
+                    .fetch_all(&self.pool).await?)
+            }
+
+            async fn set_tester(&self, channel: &str, address: &str, tester: bool) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE subscribers SET tester = $1 WHERE id IN (SELECT subscriber_id FROM contacts WHERE channel = $2 AND address = $3)")
+                    .bind(tester).bind(channel).bind(address)
+                    .execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use notice_queries;
+
+/// The columns an outcome writes: (status, provider id, error, lease until).
+pub(crate) fn outcome_columns(o: &AttemptOutcome) -> (&'static str, Option<String>, Option<String>, Option<i64>) {
+    match o {
+        AttemptOutcome::Sent { provider_id } => ("sent", Some(provider_id.clone()), None, None),
+        AttemptOutcome::Retry { at, reason } => ("sending", None, Some(reason.clone()), Some(*at)),
+        AttemptOutcome::Failed { reason } | AttemptOutcome::Gone { reason, .. } => ("failed", None, Some(reason.clone()), None),
+        AttemptOutcome::Cancelled { reason } => ("cancelled", None, Some(reason.clone()), None),
+        AttemptOutcome::Expired => ("expired", None, Some("expired before it could be sent".into()), None),
+    }
+}
