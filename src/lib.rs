@@ -12,6 +12,7 @@
 //! - `app`: wiring of one process role (serve, api, worker).
 //! - `cli`: the `hejnal` command.
 //! - `bench`: `hejnal bench`, measurements with local sinks.
+//! - `testkit`: those sinks (SMTP server, SMS gateway, push receiver), shared with the tests.
 //!
 //! The queue engine is its own crate, `hejnal-jobs` (`jobs/`).
 
@@ -28,4 +29,5 @@ pub mod pages;
 pub mod residents;
 pub mod store;
 pub mod telemetry;
+pub mod testkit;
 pub mod worker;

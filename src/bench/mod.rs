@@ -4,6 +4,7 @@
 
 mod estimate;
 mod queue;
+mod sinks;
 
 use std::process::ExitCode;
 
@@ -17,11 +18,15 @@ pub enum BenchCommand {
     Queue(queue::QueueArgs),
     /// The audience estimate over N synthetic residents.
     Estimate(estimate::EstimateArgs),
+    /// How fast each test sink (SMS gateway, SMTP server, push receiver) takes messages from a
+    /// bare client: the ceiling for the broadcast bench.
+    Sinks(sinks::SinksArgs),
 }
 
 pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Queue(args) => queue::run(args, config).await,
         BenchCommand::Estimate(args) => estimate::run(args, config).await,
+        BenchCommand::Sinks(args) => sinks::run(args).await,
     }
 }

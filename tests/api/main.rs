@@ -2,7 +2,6 @@
 //! port 0 and the `hejnal` binary as child processes.
 
 mod helpers;
-mod sinks;
 
 mod channels;
 mod cli;
@@ -13,3 +12,4 @@ mod processes;
 mod queue;
 mod residents;
 mod store;
+mod testkit;

@@ -10,7 +10,7 @@
 
 mod endpoint;
 mod payload;
-mod vapid;
+pub(crate) mod vapid;
 
 use std::sync::Arc;
 

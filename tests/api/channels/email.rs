@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use hejnal::channels::{ChannelSettings, Message, SendError};
 
 use super::{channels, email_settings, email_to};
-use crate::sinks::smtp::{Act, SmtpSink, Stage};
+use hejnal::testkit::smtp::{Act, SmtpSink, Stage};
 
 
 #[tokio::test]

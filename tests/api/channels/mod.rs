@@ -1,4 +1,4 @@
-//! The channel adapters against real peers on port 0 (`sinks`): what arrives, and how every
+//! The channel adapters against real peers on port 0 (`hejnal::testkit`): what arrives, and how every
 //! kind of answer is classified. One file per channel; the settings helpers are here.
 
 mod email;
@@ -9,13 +9,13 @@ mod sms;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hejnal::channels::{Address, ChannelSettings, Channels};
 
-use crate::sinks::smtp::SmtpSink;
+use hejnal::testkit::smtp::SmtpSink;
 
-fn channels(settings: ChannelSettings) -> Channels {
+pub(crate) fn channels(settings: ChannelSettings) -> Channels {
     Channels::from_config(&settings).expect("valid channel settings")
 }
 
-fn email_settings(sink: &SmtpSink) -> ChannelSettings {
+pub(crate) fn email_settings(sink: &SmtpSink) -> ChannelSettings {
     ChannelSettings {
         smtp_url: Some(sink.url()),
         email_from: Some("Hejnał Kraków <noreply@krakow.pl>".into()),
@@ -35,7 +35,7 @@ fn sms_settings(provider: &str, url: String, token: &str) -> ChannelSettings {
     }
 }
 
-fn push_settings(allow_local: bool) -> ChannelSettings {
+pub(crate) fn push_settings(allow_local: bool) -> ChannelSettings {
     let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
     ChannelSettings {
         vapid_private_key: Some(URL_SAFE_NO_PAD.encode(key.to_bytes())),
@@ -46,7 +46,7 @@ fn push_settings(allow_local: bool) -> ChannelSettings {
     }
 }
 
-fn email_to(address: &str) -> Address {
+pub(crate) fn email_to(address: &str) -> Address {
     Address::Email(address.into())
 }
 

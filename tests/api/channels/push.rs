@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hejnal::channels::{Address, Message, SendError, check_push_endpoint};
 
 use super::{channels, push_settings};
-use crate::sinks::push::PushReceiver;
+use hejnal::testkit::push::PushReceiver;
 
 
 #[tokio::test]

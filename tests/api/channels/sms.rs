@@ -6,7 +6,7 @@ use base64::Engine;
 use hejnal::channels::{Address, ChannelSettings, Message, SendError};
 
 use super::{channels, phone, sms_settings};
-use crate::sinks::sms::{Reply, SmsGateway, Style};
+use hejnal::testkit::sms::{Reply, SmsGateway, Style};
 
 
 #[tokio::test]

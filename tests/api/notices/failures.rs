@@ -3,15 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use hejnal::testkit::{sms::Reply, smtp::{Act, Stage}};
 use serde_json::json;
 
 use super::{Desk, alert, count};
-use crate::{
-    both_backends,
-    helpers::eventually,
-    residents::Kit,
-    sinks::{sms::Reply, smtp::{Act, Stage}},
-};
+use crate::{both_backends, helpers::eventually, residents::Kit};
 
 both_backends! {
     async fn rate_limits_and_outages_are_retried_and_refusals_fail_for_good(env) {

@@ -156,7 +156,7 @@ both_backends! {
 
 both_backends! {
     async fn a_verification_sms_the_gateway_refused_once_is_retried_and_arrives(env) {
-        use crate::sinks::sms::Reply;
+        use hejnal::testkit::sms::Reply;
         let kit = Kit::start(&env).await;
         kit.sms.then(Reply::new(500, "{}"));
         assert_eq!(kit.post("/api/v1/subscriptions", &json!({"districts": ["swoszowice"], "phone": "607 000 333"})).await.status(), 202);

@@ -9,13 +9,14 @@ mod one_click;
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD}};
-use hejnal::{app::Role, config::{Config, Settings}};
+use hejnal::{
+    app::Role,
+    config::{Config, Settings},
+    testkit::{push::PushReceiver, sms::{SmsGateway, Style}, smtp::SmtpSink},
+};
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{TestApp, TestEnv, eventually},
-    sinks::{push::PushReceiver, sms::{SmsGateway, Style}, smtp::SmtpSink},
-};
+use crate::helpers::{TestApp, TestEnv, eventually};
 
 /// The app with every channel pointed at a real local peer.
 pub struct Kit {

@@ -3,6 +3,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    io,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -16,6 +17,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tokio::task::JoinHandle;
+
+use super::{Keep, Watch, tally::Tally};
 
 /// Which provider the fake plays when it accepts.
 #[derive(Debug, Clone, Copy)]
@@ -75,26 +78,32 @@ impl Reply {
 
 struct Gateway {
     style: Style,
-    requests: Vec<Recorded>,
-    script: VecDeque<Reply>,
+    requests: Tally<Recorded>,
+    script: Mutex<VecDeque<Reply>>,
 }
 
 pub struct SmsGateway {
     addr: SocketAddr,
-    state: Arc<Mutex<Gateway>>,
+    state: Arc<Gateway>,
     task: JoinHandle<()>,
 }
 
 impl SmsGateway {
+    /// A gateway that keeps every request, for tests. Panics if it cannot bind a port.
     pub async fn start(style: Style) -> SmsGateway {
-        let state = Arc::new(Mutex::new(Gateway { style, requests: vec![], script: VecDeque::new() }));
+        SmsGateway::bind(style, Keep::All).await.expect("the SMS gateway binds a local port")
+    }
+
+    /// A gateway on a free local port that keeps what `keep` says.
+    pub async fn bind(style: Style, keep: Keep) -> io::Result<SmsGateway> {
+        let state = Arc::new(Gateway { style, requests: Tally::new(keep), script: Mutex::new(VecDeque::new()) });
         let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            let _ = axum::serve(listener, app).await;
         });
-        SmsGateway { addr, state, task }
+        Ok(SmsGateway { addr, state, task })
     }
 
     /// `http://127.0.0.1:<port>`, no trailing slash.
@@ -104,11 +113,22 @@ impl SmsGateway {
 
     /// Answer the next request with `reply`.
     pub fn then(&self, reply: Reply) {
-        self.state.lock().unwrap().script.push_back(reply);
+        self.state.script.lock().unwrap().push_back(reply);
     }
 
+    /// The requests kept (all of them, unless the gateway was bound to keep fewer).
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.clone()
+        self.state.requests.kept()
+    }
+
+    /// Every request that arrived, kept or not.
+    pub fn count(&self) -> u64 {
+        self.state.requests.count()
+    }
+
+    /// Count the requests whose body contains the watch's marker.
+    pub fn add_watch(&self, watch: &Arc<Watch>) {
+        self.state.requests.add_watch(watch);
     }
 }
 
@@ -118,20 +138,18 @@ impl Drop for SmsGateway {
     }
 }
 
-async fn handle(State(state): State<Arc<Mutex<Gateway>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let reply = {
-        let mut gw = state.lock().unwrap();
-        let n = gw.requests.len() + 1;
-        gw.requests.push(Recorded {
-            method: method.to_string(),
-            path: uri.path().to_owned(),
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        });
-        let style = gw.style;
-        gw.script.pop_front().unwrap_or_else(|| accepted(style, n))
-    };
-    tokio::time::sleep(reply.delay).await;
+async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let n = gw.requests.record(&body, || Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let scripted = gw.script.lock().unwrap().pop_front();
+    let reply = scripted.unwrap_or_else(|| accepted(gw.style, n));
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(axum::http::HeaderName::try_from(name).unwrap(), value.parse().unwrap());
@@ -140,7 +158,7 @@ async fn handle(State(state): State<Arc<Mutex<Gateway>>>, method: Method, uri: U
 }
 
 /// The provider's usual success, with a fresh id.
-fn accepted(style: Style, n: usize) -> Reply {
+fn accepted(style: Style, n: u64) -> Reply {
     match style {
         Style::Webhook => Reply::new(200, format!(r#"{{"id":"gw-{n}"}}"#)),
         Style::Smsapi => Reply::new(200, format!(r#"{{"count":1,"list":[{{"id":"{n}","points":0.16,"status":"QUEUE"}}]}}"#)),

@@ -1,18 +1,28 @@
 //! A small SMTP server (RFC 5321 subset: EHLO/HELO, MAIL, RCPT, DATA with dot-unstuffing, RSET,
 //! NOOP, QUIT). It records each message and can be told to answer a code or to stall at a stage.
+//!
+//! Replies are buffered and written once every command already received has been answered, so a
+//! client that pipelines (RFC 2920) gets one segment per group, and one that does not is
+//! answered exactly as before. Sockets have TCP_NODELAY, so no reply waits for a delayed ACK.
 
 use std::{
     collections::{HashMap, VecDeque},
+    io,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter},
+    net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
     task::JoinHandle,
 };
+
+use super::{Keep, Watch, tally::Tally};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
@@ -58,49 +68,82 @@ impl Received {
     }
 }
 
-#[derive(Default)]
+/// How the server behaves beyond the protocol itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmtpOptions {
+    pub keep: Keep,
+    /// Offer PIPELINING in the EHLO answer (for the bench's bare client; lettre does not pipeline).
+    pub offer_pipelining: bool,
+}
+
 struct State {
-    received: Vec<Received>,
-    script: HashMap<Stage, VecDeque<Act>>,
-    connections: usize,
+    options: SmtpOptions,
+    received: Tally<Received>,
+    script: Mutex<HashMap<Stage, VecDeque<Act>>>,
+    connections: AtomicUsize,
 }
 
 pub struct SmtpSink {
     addr: SocketAddr,
-    state: Arc<Mutex<State>>,
+    state: Arc<State>,
     task: JoinHandle<()>,
 }
 
 impl SmtpSink {
+    /// A server that keeps every message, for tests. Panics if it cannot bind a port.
     pub async fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        SmtpSink::bind(SmtpOptions::default()).await.expect("the SMTP sink binds a local port")
+    }
+
+    pub async fn bind(options: SmtpOptions) -> io::Result<SmtpSink> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            options,
+            received: Tally::new(options.keep),
+            script: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+        });
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                shared.lock().unwrap().connections += 1;
+                shared.connections.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(serve(stream, Arc::clone(&shared)));
             }
         });
-        SmtpSink { addr, state, task }
+        Ok(SmtpSink { addr, state, task })
     }
 
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
 
-    /// The next time `stage` comes, do `act` instead of the usual answer.
-    pub fn script(&self, stage: Stage, act: Act) {
-        self.state.lock().unwrap().script.entry(stage).or_default().push_back(act);
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
+    /// The next time `stage` comes, do `act` instead of the usual answer.
+    pub fn script(&self, stage: Stage, act: Act) {
+        self.state.script.lock().unwrap().entry(stage).or_default().push_back(act);
+    }
+
+    /// The messages kept (all of them, unless the sink was bound to keep fewer).
     pub fn received(&self) -> Vec<Received> {
-        self.state.lock().unwrap().received.clone()
+        self.state.received.kept()
+    }
+
+    /// Every message accepted, kept or not.
+    pub fn count(&self) -> u64 {
+        self.state.received.count()
     }
 
     pub fn connections(&self) -> usize {
-        self.state.lock().unwrap().connections
+        self.state.connections.load(Ordering::Relaxed)
+    }
+
+    /// Count the accepted messages whose content (headers and body) contains the watch's marker.
+    pub fn add_watch(&self, watch: &Arc<Watch>) {
+        self.state.received.add_watch(watch);
     }
 }
 
@@ -111,9 +154,9 @@ impl Drop for SmtpSink {
 }
 
 /// The code to answer at `stage`: the script's, after any stall, or `usual`.
-async fn decide(state: &Mutex<State>, stage: Stage, usual: u16) -> u16 {
+async fn decide(state: &State, stage: Stage, usual: u16) -> u16 {
     loop {
-        let act = state.lock().unwrap().script.get_mut(&stage).and_then(VecDeque::pop_front);
+        let act = state.script.lock().unwrap().get_mut(&stage).and_then(VecDeque::pop_front);
         match act {
             None => return usual,
             Some(Act::Reply(code)) => return code,
@@ -132,20 +175,31 @@ fn line(code: u16) -> String {
     format!("{code} {text}\r\n")
 }
 
-async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
+fn ehlo(options: &SmtpOptions) -> String {
+    let pipelining = if options.offer_pipelining { "250-PIPELINING\r\n" } else { "" };
+    format!("250-sink.test\r\n{pipelining}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760\r\n")
+}
+
+async fn serve(stream: TcpStream, state: Arc<State>) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (read, write) = stream.into_split();
+    let (mut read, mut write) = (BufReader::new(read), BufWriter::new(write));
     write.write_all(b"220 sink.test ESMTP\r\n").await?;
     let mut tx = Received::default();
+    let mut buf = Vec::new();
     loop {
-        let mut buf = Vec::new();
+        // Everything received so far is answered: send the answers before waiting for more.
+        if read.buffer().is_empty() {
+            write.flush().await?;
+        }
+        buf.clear();
         if read.read_until(b'\n', &mut buf).await? == 0 {
             return Ok(());
         }
         let command = String::from_utf8_lossy(&buf).trim_end().to_owned();
         let verb = command.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
         let reply = match verb.as_str() {
-            "EHLO" => "250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760\r\n".to_owned(),
+            "EHLO" => ehlo(&state.options),
             "HELO" | "NOOP" => line(250),
             "RSET" => {
                 tx = Received::default();
@@ -153,7 +207,7 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
             }
             "QUIT" => {
                 write.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                return write.flush().await;
             }
             "MAIL" => {
                 let code = decide(&state, Stage::Mail, 250).await;
@@ -175,10 +229,12 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
                     line(code)
                 } else {
                     write.write_all(line(354).as_bytes()).await?;
-                    tx.data = read_data(&mut read).await?;
+                    write.flush().await?;
+                    let data = read_data(&mut read).await?;
                     let code = decide(&state, Stage::EndOfData, 250).await;
                     if code < 300 {
-                        state.lock().unwrap().received.push(std::mem::take(&mut tx));
+                        let tx = std::mem::take(&mut tx);
+                        state.received.record(&data, || Received { data: data_text(&data), ..tx });
                     }
                     line(code)
                 }
@@ -196,19 +252,26 @@ fn argument(command: &str) -> String {
 }
 
 /// Lines up to a lone `.`, with the leading dot of `..` lines removed (RFC 5321 §4.5.2).
-async fn read_data(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<String> {
+async fn read_data(read: &mut BufReader<OwnedReadHalf>) -> io::Result<Vec<u8>> {
     let mut data = Vec::new();
     loop {
-        let mut buf = Vec::new();
-        if read.read_until(b'\n', &mut buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        let start = data.len();
+        if read.read_until(b'\n', &mut data).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        if buf == b".\r\n" {
-            break;
+        let line = &data[start..];
+        if line == b".\r\n" {
+            data.truncate(start);
+            return Ok(data);
         }
-        let unstuffed = if buf.starts_with(b"..") { &buf[1..] } else { &buf[..] };
-        data.extend_from_slice(unstuffed);
+        if line.starts_with(b"..") {
+            data.remove(start);
+        }
     }
-    let text = String::from_utf8_lossy(&data);
-    Ok(text.strip_suffix("\r\n").unwrap_or(&text).to_owned())
+}
+
+/// The message as text, without the CRLF that ends its last line.
+fn data_text(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.strip_suffix("\r\n").unwrap_or(&text).to_owned()
 }
