@@ -2,8 +2,11 @@
 //! measured here, never by timed assertions in tests; the numbers go to docs/performance.md.
 //! Point it at a throwaway database: it leaves its data behind.
 
+mod broadcast;
 mod estimate;
 mod queue;
+mod rss;
+mod seed;
 mod sinks;
 
 use std::process::ExitCode;
@@ -21,6 +24,9 @@ pub enum BenchCommand {
     /// How fast each test sink (SMS gateway, SMTP server, push receiver) takes messages from a
     /// bare client: the ceiling for the broadcast bench.
     Sinks(sinks::SinksArgs),
+    /// Routine campaigns to N residents over each channel, with emergencies while they drain,
+    /// on a fresh database per backend, against the test sinks.
+    Broadcast(broadcast::BroadcastArgs),
 }
 
 pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
@@ -28,5 +34,6 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<ExitCode> 
         BenchCommand::Queue(args) => queue::run(args, config).await,
         BenchCommand::Estimate(args) => estimate::run(args, config).await,
         BenchCommand::Sinks(args) => sinks::run(args).await,
+        BenchCommand::Broadcast(args) => broadcast::run(args, config).await,
     }
 }

@@ -105,7 +105,8 @@ impl PushReceiver {
             subscriptions: RwLock::new(Vec::new()),
             received: Tally::new(options.keep),
             decrypted: AtomicU64::new(0),
-            refused: Tally::new(options.keep),
+            // Refusals are few and say what went wrong: keep the latest even when counting.
+            refused: Tally::new(if options.keep == Keep::All { Keep::All } else { Keep::Last(8) }),
             script: Mutex::new(VecDeque::new()),
             tokens: Mutex::new(HashMap::new()),
         });
@@ -156,6 +157,7 @@ impl PushReceiver {
     }
 
     /// Why pushes were refused (bad VAPID, undecryptable body); empty when all were fine.
+    /// A counting receiver keeps the last eight.
     pub fn refused(&self) -> Vec<String> {
         self.state.refused.kept()
     }
@@ -164,7 +166,8 @@ impl PushReceiver {
         self.state.refused.count()
     }
 
-    /// Count the decrypted pushes whose plaintext contains the watch's marker.
+    /// Count the pushes that carry the watch's marker: in the Topic header, seen as
+    /// `topic:<value>\n` (every push), or in the plaintext (decrypted pushes only).
     pub fn add_watch(&self, watch: &Arc<Watch>) {
         self.state.received.add_watch(watch);
     }
@@ -212,9 +215,10 @@ fn accept(state: &Receiver, id: usize, headers: &HeaderMap, body: &[u8]) -> Resu
     if get("content-encoding").as_deref() != Some("aes128gcm") {
         return Err((StatusCode::BAD_REQUEST, "Content-Encoding must be aes128gcm".into()));
     }
-    let urgency = get("urgency");
+    let (urgency, topic) = (get("urgency"), get("topic"));
+    let topic_line = topic.as_deref().map(|t| format!("topic:{t}\n")).unwrap_or_default();
     if !in_sample(state, urgency.as_deref()) {
-        return Ok(state.received.record_unkept(b""));
+        return Ok(state.received.record_unkept(topic_line.as_bytes()));
     }
     // Counted only as decrypted if it decrypts; otherwise it is refused.
     let plaintext = keys.decrypt(body).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
@@ -224,11 +228,12 @@ fn accept(state: &Receiver, id: usize, headers: &HeaderMap, body: &[u8]) -> Resu
         plaintext: plaintext.clone(),
         ttl: get("ttl"),
         urgency: urgency.clone(),
-        topic: get("topic"),
+        topic: topic.clone(),
         token: verified.token.clone(),
         claims: verified.claims.clone(),
     };
-    Ok(state.received.record(&plaintext, push))
+    let haystack = [topic_line.as_bytes(), &plaintext].concat();
+    Ok(state.received.record(&haystack, push))
 }
 
 /// Whether this push is decrypted: one in `decrypt_one_in`, and every urgent one if asked.

@@ -1,5 +1,5 @@
 //! The sinks as the bench binds them: they count everything, keep only what they are told,
-//! and the push receiver decrypts a sample (and every urgent push).
+//! and the push receiver decrypts a sample (and every urgent push); watches see markers.
 
 use hejnal::{
     channels::{Address, Message},
@@ -18,10 +18,13 @@ async fn a_sampling_push_receiver_counts_every_push_and_decrypts_one_in_n_and_ev
     let receiver = PushReceiver::bind(options).await.unwrap();
     let push = channels(push_settings(true)).push;
     let to = Address::Push(receiver.subscribe());
-    let watch = Watch::new(b"ALARM-1");
+    let (watch, by_topic) = (Watch::new(b"ALARM-1"), Watch::new(b"topic:notice-7\n"));
     receiver.add_watch(&watch);
+    receiver.add_watch(&by_topic);
     for i in 0..8 {
-        push.send(&to, &Message::new(format!("routine-{i}"), "Info", "nothing urgent")).await.unwrap();
+        let mut routine = Message::new(format!("routine-{i}"), "Info", "nothing urgent");
+        routine.topic = Some(if i < 5 { "notice-7" } else { "notice-71" }.into());
+        push.send(&to, &routine).await.unwrap();
     }
     let mut alarm = Message::new("alarm", "ALARM-1", "Flood");
     alarm.urgent = true;
@@ -31,6 +34,7 @@ async fn a_sampling_push_receiver_counts_every_push_and_decrypts_one_in_n_and_ev
     assert_eq!(receiver.received().len(), 2, "keeps the last two decrypted");
     assert_eq!(receiver.received().last().unwrap().json()["title"], "ALARM-1");
     assert_eq!(watch.count(), 1);
+    assert_eq!(by_topic.count(), 5, "the Topic is seen in every push, decrypted or not");
     assert!(receiver.refused().is_empty());
 }
 

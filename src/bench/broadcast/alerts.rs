@@ -1,0 +1,117 @@
+//! Emergency alerts while a routine campaign drains: each an Extreme alert to one whole
+//! district over every channel, timed from the approval request to its first message at any
+//! sink and to its 10,000th. Once an alert has reached that many (or all of its audience), it
+//! is cancelled and left to settle, so that the next one starts from a quiet emergency lane.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use serde_json::{Value, json};
+
+use super::desk::{Desk, waiting};
+use crate::{bench::sinks::BenchSinks, testkit::Watch};
+
+/// The milestone the targets name: the first 10,000 emergency deliveries.
+pub(crate) const MILESTONE: u64 = 10_000;
+const ALERT_LIMIT: Duration = Duration::from_secs(60);
+
+pub(super) struct Alerts<'a> {
+    pub desk: &'a Desk,
+    pub sinks: &'a BenchSinks,
+    pub count: usize,
+    pub districts: &'a [String],
+    pub run_id: &'a str,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AlertsResult {
+    /// Approval request to the first message at a sink, per alert.
+    pub first_ms: Vec<f64>,
+    /// Approval request to the 10,000th message, for alerts with that many recipients.
+    pub to_milestone_ms: Vec<f64>,
+    /// Deliveries per alert (the audience over three channels).
+    pub recipients: Vec<u64>,
+    /// Alerts whose first message arrived before the routine campaign had drained.
+    pub during_routine: usize,
+}
+
+impl Alerts<'_> {
+    /// `routine` is the campaign's watch: its milestone says when the routine drain ended.
+    pub(super) async fn run(&self, routine: Arc<Watch>) -> anyhow::Result<AlertsResult> {
+        let mut result = AlertsResult::default();
+        for k in 0..self.count {
+            let district = &self.districts[k % self.districts.len()];
+            let marker = format!("[al-{}-{k}]", self.run_id);
+            let watch = Watch::with_milestone(marker.as_bytes(), MILESTONE);
+            self.sinks.sms.add_watch(&watch);
+            self.sinks.smtp.add_watch(&watch);
+            self.sinks.push.add_watch(&watch);
+            let id = self.desk.draft_and_submit(&extreme(&marker, district)).await?;
+            let approved_at = Instant::now();
+            self.desk.approve(id).await?;
+            let recipients = self.follow(id, &watch).await?;
+            let first = watch.first_at().context("no first message")?;
+            result.first_ms.push(ms(first - approved_at));
+            if let Some(at) = watch.milestone_at() {
+                result.to_milestone_ms.push(ms(at - approved_at));
+            }
+            if routine.milestone_at().is_none_or(|drained| first < drained) {
+                result.during_routine += 1;
+            }
+            result.recipients.push(recipients);
+            eprintln!("bench: alert {k}: first message after {:.1} ms, {recipients} recipients", ms(first - approved_at));
+            self.cancel_and_settle(id).await?;
+        }
+        Ok(result)
+    }
+
+    /// Wait until the alert reached its milestone or its whole audience; its deliveries.
+    async fn follow(&self, id: i64, watch: &Watch) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + ALERT_LIMIT;
+        let mut recipients = None;
+        loop {
+            if recipients.is_none() {
+                let notice = self.desk.notice(id).await?;
+                recipients = notice["fanout"]["recipients"].as_u64();
+            }
+            if let Some(n) = recipients.filter(|&n| watch.count() >= n.min(MILESTONE)) {
+                return Ok(n);
+            }
+            ensure!(Instant::now() < deadline, "alert {id} reached {} messages in {ALERT_LIMIT:?}", watch.count());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn cancel_and_settle(&self, id: i64) -> anyhow::Result<()> {
+        if waiting(&self.desk.notice(id).await?) > 0 {
+            self.desk.cancel(id).await?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let notice = self.desk.notice(id).await?;
+            if waiting(&notice) == 0 {
+                return Ok(());
+            }
+            ensure!(Instant::now() < deadline, "alert {id} did not settle after its cancellation: {notice}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A flood warning: Extreme, so it reaches the whole district whatever residents follow, at
+/// any hour, in the emergency lane.
+fn extreme(marker: &str, district: &str) -> Value {
+    json!({
+        "kind": "alert", "msg_type": "Alert", "status": "Actual", "severity": "Extreme",
+        "urgency": "Immediate", "certainty": "Observed",
+        "texts": {"pl": {"title": format!("{marker} ALARM powodziowy"), "body": "Wisla przekracza stan alarmowy. Udaj sie na wyzsze pietro."}},
+        "audience": {"districts": [district], "interests": [], "channels": ["sms", "email", "push"]}
+    })
+}

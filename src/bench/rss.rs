@@ -1,0 +1,24 @@
+//! This process's peak resident memory (VmHWM), and resetting it between phases so that each
+//! phase's peak is its own (Linux: writing 5 to /proc/self/clear_refs resets VmHWM).
+
+/// The peak since start or since the last reset, in MB (10⁶ bytes); None where /proc is missing.
+pub(super) fn peak_mb() -> Option<f64> {
+    status_mb("VmHWM:")
+}
+
+/// The resident size now, in MB.
+pub(super) fn now_mb() -> Option<f64> {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024.0 / 1e6)
+}
+
+/// Start measuring the peak afresh from the present size; false if the kernel refused.
+pub(super) fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
