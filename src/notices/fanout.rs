@@ -39,7 +39,12 @@ pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     if spec.msg_type == MsgType::Cancel {
         cancel_original(ctx, &notice, now).await?;
     }
-    let ranges = insert_deliveries(ctx, &notice, &spec, now).await?;
+    let (ranges, district_any) = insert_deliveries(ctx, &notice, &spec, now).await?;
+    if notice.kind == "survey" {
+        // Before any delivery job: each invitation's link names its invitation.
+        let invited = store.create_invitations(notice_id, district_any, now).await.map_err(retry)?;
+        tracing::info!(notice_id, invited, "survey invitations created");
+    }
     let recipients: i64 = ranges.iter().map(|(_, r)| r.count).sum();
     let holds = if spec.severity.is_urgent() { vec![] } else { hold_quiet_residents(ctx, notice_id).await? };
     let lane = lane_of(&notice);
@@ -65,7 +70,8 @@ async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Resu
     Ok(())
 }
 
-async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64) -> Result<Vec<(String, InsertedRange)>, HandlerError> {
+/// Insert every channel's deliveries; returns their ranges and the audience's district mask.
+async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64) -> Result<(Vec<(String, InsertedRange)>, i64), HandlerError> {
     let store = &ctx.residents.store;
     let (district_any, interest_any, channels) = match (&spec.audience, notice.references_id) {
         (Some(a), None) => {
@@ -94,7 +100,7 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
             ranges.push((channel, range));
         }
     }
-    Ok(ranges)
+    Ok((ranges, district_any))
 }
 
 /// Hold the deliveries of residents now in their quiet hours; returns when each hold ends (ms).
