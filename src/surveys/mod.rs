@@ -8,6 +8,7 @@
 
 pub mod answers;
 pub mod invite;
+pub mod page;
 pub mod results;
 pub mod service;
 pub mod spec;

@@ -306,7 +306,7 @@ impl Refused {
 
 /// Check `given` against the survey and store it for `respondent`, replacing an earlier
 /// answer. Stored (durably, committed) before this returns.
-pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Respondent, given: &Map<String, Value>, client: Option<std::net::IpAddr>) -> Result<SavedResponse, Refused> {
+pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Respondent, given: &Map<String, Value>, client: Option<std::net::IpAddr>) -> Result<(SavedResponse, Map<String, Value>), Refused> {
     let now = now_ms();
     accepting(survey, now)?;
     let spec = parse(survey)?;
@@ -316,9 +316,10 @@ pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Re
         (Respondent::Browser(_), Some(ip)) => Some(residents.links.keyed("ip", &format!("{}:{ip}", survey.id))),
         _ => None,
     };
-    let response = NewResponse { survey_id: survey.id, respondent, answers: Value::Object(clean).to_string(), ip_digest, at: now };
+    let response = NewResponse { survey_id: survey.id, respondent, answers: Value::Object(clean.clone()).to_string(), ip_digest, at: now };
     let mut saved = residents.store.save_responses(std::slice::from_ref(&response)).await?;
-    saved.pop().ok_or_else(|| Refused::Other(ApiError::internal("an answer was not stored")))
+    let saved = saved.pop().ok_or_else(|| Refused::Other(ApiError::internal("an answer was not stored")))?;
+    Ok((saved, clean))
 }
 
 #[cfg(test)]
