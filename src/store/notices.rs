@@ -118,10 +118,7 @@ macro_rules! notice_queries {
                         .execute(&mut *tx).await?;
                 }
                 if !t.jobs.is_empty() {
-                    $backlog_insert(&mut *tx, &t.jobs).await.map_err(|e| match e {
-                        hejnal_jobs::Error::Database(e) => StoreError::Database(e),
-                        other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
-                    })?;
+                    $backlog_insert(&mut *tx, &t.jobs).await.map_err($crate::store::common::backlog_error)?;
                 }
                 tx.commit().await?;
                 Ok(row)

@@ -36,6 +36,8 @@ pub trait Surveys: Send + Sync {
     /// Responses of a survey with ids above `after`, in id order, at most `limit`.
     async fn responses(&self, survey_id: i64, after: i64, limit: i64) -> StoreResult<Vec<ResponseRow>>;
     async fn invitation_groups(&self, survey_id: i64) -> StoreResult<Vec<InvitationGroup>>;
+    /// A resident's own answers, for their data export: (survey id, answers JSON, updated at).
+    async fn answers_of_resident(&self, public_id: &str) -> StoreResult<Vec<(i64, String, i64)>>;
 }
 
 /// What `save_responses` stored for one respondent.
@@ -152,10 +154,7 @@ macro_rules! survey_queries {
                 if let (Some(nid), Some(inv)) = (notice_id, &p.notice) {
                     let job = hejnal_jobs::NewJob::after(inv.lane, hejnal_jobs::Job::FanOutV1 { notice_id: nid },
                         std::time::Duration::from_millis(inv.delay_ms.max(0) as u64));
-                    $backlog_insert(&mut *tx, &[job]).await.map_err(|e| match e {
-                        hejnal_jobs::Error::Database(e) => StoreError::Database(e),
-                        other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
-                    })?;
+                    $backlog_insert(&mut *tx, &[job]).await.map_err($crate::store::common::backlog_error)?;
                 }
                 tx.commit().await?;
                 Ok(row)
@@ -283,6 +282,14 @@ macro_rules! survey_queries {
                      FROM survey_invitations i LEFT JOIN survey_responses r ON r.invitation_id = i.id
                      WHERE i.survey_id = $1 GROUP BY i.district_mask, i.channel_mask, (r.id IS NOT NULL)")
                     .bind(survey_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn answers_of_resident(&self, public_id: &str) -> StoreResult<Vec<(i64, String, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT r.survey_id, r.answers, r.updated_at FROM survey_responses r
+                     JOIN survey_invitations i ON i.id = r.invitation_id JOIN subscribers s ON s.id = i.subscriber_id
+                     WHERE s.public_id = $1 ORDER BY r.id")
+                    .bind(public_id).fetch_all(&self.pool).await?)
             }
         }
     };

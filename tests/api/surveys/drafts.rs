@@ -76,3 +76,22 @@ both_backends! {
         }
     }
 }
+
+both_backends! {
+    async fn with_approval_for_surveys_a_second_official_releases_the_invitations(env) {
+        let desk = Desk::open(Kit::start_with(&env, |s| s.approval_for_surveys = true).await).await;
+        desk.residents(1, None).await;
+        let id = create(&desk, &every_type(None)).await;
+        let audience = json!({"audience": {"districts": ["podgorze"], "channels": ["sms"]}});
+        let (status, pending) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &audience).await;
+        assert_eq!((status, pending["state"].as_str(), pending["invitation_notice_id"].as_i64()), (200, Some("pending"), None), "{pending}");
+        let (status, _) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/approve"), &json!({})).await;
+        assert_eq!(status, 403, "an author may not approve");
+        let (status, approved) = desk.post(&desk.approver, &format!("/api/v1/surveys/{id}/approve"), &json!({})).await;
+        assert_eq!((status, approved["state"].as_str()), (200, Some("published")), "{approved}");
+        let notice = desk.settled(approved["invitation_notice_id"].as_i64().unwrap(), std::time::Duration::from_secs(60)).await;
+        assert_eq!(notice["approval"], "second_official");
+        assert_eq!(desk.kit.sms.requests().len(), 1);
+        assert!(desk.kit.sms.requests()[0].json()["text"].as_str().unwrap().contains("/s/"));
+    }
+}

@@ -134,6 +134,10 @@ both_backends! {
         let unsubscribe = desk.kit.smtp.received()[0].header("List-Unsubscribe").expect("List-Unsubscribe");
         let preferences = crate::residents::link_after(&unsubscribe, "/preferences/");
         let preferences = preferences.split("/one-click").next().unwrap();
+        // First, their data export holds their answer.
+        let export: Value = desk.kit.app.get(&format!("/api/v1{preferences}/export")).await.json().await.unwrap();
+        assert_eq!(export["survey_answers"].as_array().map(|a| a.len()), Some(1), "{export}");
+        assert_eq!((export["survey_answers"][0]["survey_id"].as_i64(), export["survey_answers"][0]["answers"]["q6"].as_str()), (Some(id), Some("zielono")));
         let erase = desk.kit.app.client.post(format!("{}/api/v1{preferences}/erase", desk.kit.app.address)).send().await.unwrap();
         assert_eq!(erase.status(), 204);
 
