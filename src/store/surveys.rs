@@ -30,7 +30,10 @@ pub trait Surveys: Send + Sync {
     async fn invitation(&self, id: i64) -> StoreResult<Option<InvitationRow>>;
     /// Store answers in one transaction. Answers to the same survey by the same respondent
     /// are resolved here, the last one winning, before the upsert (which replaces an earlier
-    /// stored answer and counts the revision).
+    /// stored answer and counts the revision). Answers to a survey that does not take answers
+    /// at that moment (not published, not yet open, closed) are dropped: the survey rows are
+    /// read in the same transaction (locked against a concurrent close on PostgreSQL), so an
+    /// answer never lands after a close. Returns what was stored.
     async fn save_responses(&self, batch: &[NewResponse]) -> StoreResult<Vec<SavedResponse>>;
     async fn response_of(&self, survey_id: i64, respondent: &Respondent) -> StoreResult<Option<ResponseRow>>;
     /// Responses of a survey with ids above `after`, in id order, at most `limit`.
@@ -75,7 +78,7 @@ pub fn last_answer_wins(batch: &[NewResponse]) -> Vec<&NewResponse> {
 }
 
 macro_rules! survey_queries {
-    ($store:ty, $db:ty, $backlog_insert:path) => {
+    ($store:ty, $db:ty, $backlog_insert:path, $lock_rows:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::surveys::Surveys for $store {
             async fn create_survey(&self, d: &SurveyDraft, author_id: i64, now: i64) -> StoreResult<i64> {
@@ -220,10 +223,21 @@ macro_rules! survey_queries {
 
             async fn save_responses(&self, batch: &[NewResponse]) -> StoreResult<Vec<SavedResponse>> {
                 let last = $crate::store::surveys::last_answer_wins(batch);
-                let (invited, open): (Vec<&NewResponse>, Vec<&NewResponse>) =
-                    last.into_iter().partition(|r| matches!(r.respondent, Respondent::Invitation(_)));
-                let mut saved = Vec::with_capacity(invited.len() + open.len());
                 let mut tx = self.begin_write().await?;
+                let now = last.iter().map(|r| r.at).max().unwrap_or_default();
+                let mut ids: Vec<i64> = last.iter().map(|r| r.survey_id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id FROM surveys WHERE state = 'published' AND (opens_at IS NULL OR opens_at <= ");
+                b.push_bind(now).push(") AND (closes_at IS NULL OR closes_at > ").push_bind(now).push(") AND id IN ");
+                b.push_tuples(&ids, |mut t, id| { t.push_bind(*id); });
+                b.push($lock_rows);
+                let taking: Vec<(i64,)> = if ids.is_empty() { vec![] } else { b.build_query_as().fetch_all(&mut *tx).await? };
+                let (invited, open): (Vec<&NewResponse>, Vec<&NewResponse>) = last
+                    .into_iter()
+                    .filter(|r| taking.iter().any(|(id,)| *id == r.survey_id))
+                    .partition(|r| matches!(r.respondent, Respondent::Invitation(_)));
+                let mut saved = Vec::with_capacity(invited.len() + open.len());
                 for chunk in invited.chunks($crate::store::surveys::UPSERT_CHUNK) {
                     let mut b = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO survey_responses (survey_id, invitation_id, ip_digest, answers, created_at, updated_at) ");

@@ -318,8 +318,11 @@ pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Re
     };
     let response = NewResponse { survey_id: survey.id, respondent, answers: Value::Object(clean.clone()).to_string(), ip_digest, at: now };
     let mut saved = residents.store.save_responses(std::slice::from_ref(&response)).await?;
-    let saved = saved.pop().ok_or_else(|| Refused::Other(ApiError::internal("an answer was not stored")))?;
-    Ok((saved, clean))
+    match saved.pop() {
+        Some(saved) => Ok((saved, clean)),
+        // The survey closed between the check above and the write.
+        None => Err(accepting(&load(&residents.store, survey.id).await?, now_ms()).err().unwrap_or_else(|| ApiError::internal("an answer was not stored")).into()),
+    }
 }
 
 #[cfg(test)]

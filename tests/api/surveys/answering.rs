@@ -137,3 +137,31 @@ both_backends! {
         assert_eq!(stored as usize, 30 - limited);
     }
 }
+
+both_backends! {
+    async fn a_batch_of_answers_is_one_write_where_the_last_answer_of_a_respondent_wins_and_a_closed_survey_takes_none(env) {
+        use hejnal::store::{NewResponse, Respondent};
+        let desk = Desk::open(Kit::start(&env).await).await;
+        let open = create(&desk, &conditional("partia")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{open}/publish"), &json!({})).await;
+        let closed = create(&desk, &conditional("po-terminie")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{closed}/publish"), &json!({})).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{closed}/close"), &json!({})).await;
+        let now = hejnal::store::now_ms();
+        let answer = |survey_id: i64, who: &str, q1: bool| NewResponse {
+            survey_id, respondent: Respondent::Browser(who.into()), answers: json!({"q1": q1}).to_string(), ip_digest: None, at: now,
+        };
+        let batch = [answer(open, "a", true), answer(open, "b", true), answer(open, "a", false), answer(closed, "c", true)];
+        let saved = desk.store.save_responses(&batch).await.unwrap();
+        let stored: Vec<(i64, String, i64)> = saved.iter().map(|s| match &s.respondent {
+            Respondent::Browser(b) => (s.survey_id, b.clone(), s.revision),
+            other => panic!("{other:?}"),
+        }).collect();
+        assert_eq!(stored, [(open, "a".to_string(), 1), (open, "b".to_string(), 1)], "one row per respondent, none for the closed survey");
+        let a = desk.store.response_of(open, &Respondent::Browser("a".into())).await.unwrap().unwrap();
+        assert_eq!(a.answers, json!({"q1": false}).to_string(), "the later answer in the batch");
+        let again = desk.store.save_responses(&[answer(open, "a", true)]).await.unwrap();
+        assert_eq!((again[0].id, again[0].revision), (a.id, 2));
+        assert_eq!(desk.store.response_of(closed, &Respondent::Browser("c".into())).await.unwrap(), None);
+    }
+}
