@@ -50,12 +50,6 @@ fn question(spec: &SurveySpec, i: usize, q: &Question, lang: &str, s: &impl Fn(&
     let anchor = anchor(q);
     let help = q.help.as_ref().map(|h| local(h, lang).to_owned()).filter(|h| !h.is_empty());
     let condition = q.show_if.as_ref().and_then(|c| condition_text(spec, c, lang, s));
-    let mut described = Vec::new();
-    for (present, suffix) in [(help.is_some(), "help"), (condition.is_some(), "cond"), (error.is_some(), "error")] {
-        if present {
-            described.push(format!("{anchor}-{suffix}"));
-        }
-    }
     let field = format!("q.{}", q.id());
     let chosen = |value: &Value| match given {
         Some(Value::Array(items)) => items.contains(value),
@@ -86,6 +80,12 @@ fn question(spec: &SurveySpec, i: usize, q: &Question, lang: &str, s: &impl Fn(&
         }
         _ => None,
     };
+    let mut described = Vec::new();
+    for (present, suffix) in [(help.is_some(), "help"), (condition.is_some(), "cond"), (hint.is_some(), "hint"), (error.is_some(), "error")] {
+        if present {
+            described.push(format!("{anchor}-{suffix}"));
+        }
+    }
     json!({
         "anchor": anchor,
         "number": i + 1,

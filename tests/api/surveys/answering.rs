@@ -61,12 +61,12 @@ both_backends! {
         let (cookie, csrf, html) = open_page(&desk, "/s/open/rowery?lang=pl", None).await;
         assert!(cookie.starts_with("hejnal_survey="), "{cookie}");
         assert!(html.contains("Odpowiedz tylko, jeśli w pytaniu 1 wybrano: Tak."), "{html}");
-        assert!(html.contains("aria-describedby=\"question-q2-cond\""), "{html}");
+        assert!(html.contains("aria-describedby=\"question-q2-cond question-q2-hint\""), "{html}");
         let refused = post_form(&desk, "/s/open/rowery", &cookie, &[("csrf", &csrf), ("q.q1", "yes"), ("q.q3", "za długa uwaga")]).await;
         assert_eq!(refused.status(), 422);
         let html = refused.text().await.unwrap();
         assert!(html.contains("<p id=\"question-q2-error\" class=\"error\"><strong>To pytanie wymaga odpowiedzi.</strong></p>"), "{html}");
-        assert!(html.contains("aria-describedby=\"question-q2-cond question-q2-error\" aria-invalid=\"true\""), "{html}");
+        assert!(html.contains("aria-describedby=\"question-q2-cond question-q2-hint question-q2-error\" aria-invalid=\"true\""), "{html}");
         assert!(html.contains("Odpowiedź może mieć najwyżej 10 znaków."), "{html}");
         assert!(html.contains("<a href=\"#question-q2\">2. To pytanie wymaga odpowiedzi.</a>"), "the summary links to the question: {html}");
         assert!(html.contains("value=\"yes\" checked"), "what was sent comes back: {html}");
