@@ -5,14 +5,14 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::Redirect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, error::{ApiError, FieldError}, json::ApiJson, one_click::asks_one_click};
+use super::{AppState, error::{ApiError, FieldError}, json::ApiJson, one_click::asks_one_click, params::{Path, Query}};
 use crate::{
     channels::ChannelKind,
     domain::{Language, QuietHours, QuietHoursJson},
