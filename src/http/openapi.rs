@@ -12,7 +12,7 @@ use utoipa::{
     openapi::{
         Content, Header, OpenApi as Document, Ref, RefOr, Response,
         path::{Operation, ParameterIn},
-        schema::{ObjectBuilder, Type},
+        schema::{ObjectBuilder, Schema, Type},
         security::{Http, HttpAuthScheme, SecurityScheme},
     },
 };
@@ -29,6 +29,7 @@ pub struct ApiDoc;
 /// Complete `doc`; `public` lists the paths behind the per-address rate limit.
 pub fn finish(mut doc: Document, public: &BTreeSet<String>) -> Document {
     add_security_schemes(&mut doc);
+    open_flattened_schemas(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         let rate_limited = public.contains(path);
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
@@ -49,6 +50,41 @@ fn add_security_schemes(doc: &mut Document) {
     let mut provider = Http::new(HttpAuthScheme::Bearer);
     provider.description = Some("The SMS provider's shared secret, `HEJNAL_SMS_INBOUND_SECRET`".into());
     components.add_security_scheme("provider", SecurityScheme::Http(provider));
+}
+
+/// A request type that refuses unknown fields (`additionalProperties: false`) and is
+/// `#[serde(flatten)]`ed into an answer (`NoticeSpec` in `NoticeView`) would make the answer's
+/// `allOf` impossible: its other fields are unknown to the closed part. The answer refers to
+/// an open copy, `<Name>Fields`, instead. (Found by schemathesis.)
+fn open_flattened_schemas(doc: &mut Document) {
+    let Some(components) = doc.components.as_mut() else { return };
+    let closed: BTreeSet<String> = components
+        .schemas
+        .iter()
+        .filter_map(|(name, schema)| match schema {
+            RefOr::T(Schema::Object(object)) if object.additional_properties.is_some() => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut opened = BTreeSet::new();
+    for schema in components.schemas.values_mut() {
+        let RefOr::T(Schema::AllOf(all_of)) = schema else { continue };
+        for item in all_of.items.iter_mut() {
+            let RefOr::Ref(reference) = item else { continue };
+            let Some(name) = reference.ref_location.strip_prefix("#/components/schemas/").map(str::to_owned) else { continue };
+            if closed.contains(&name) {
+                *item = RefOr::Ref(Ref::from_schema_name(format!("{name}Fields")));
+                opened.insert(name);
+            }
+        }
+    }
+    for name in opened {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get(&name) {
+            let mut open = object.clone();
+            open.additional_properties = None;
+            components.schemas.insert(format!("{name}Fields"), RefOr::T(Schema::Object(open)));
+        }
+    }
 }
 
 fn add_common_answers(operation: &mut Operation, path: &str, rate_limited: bool) {
