@@ -7,4 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 source scripts/services.sh || exit 1
 
+# Tools the tests install once, outside the clone (cargo-deny; schemathesis in
+# tests/schemathesis.rs): a warm machine skips the install.
+export HEJNAL_TOOLS_DIR="${HEJNAL_TOOLS_DIR:-/var/cache/hejnal-ci/tools}"
+scripts/deny.sh
+
 exec cargo test --workspace --locked "$@"
