@@ -48,6 +48,24 @@ mod tests {
         assert_eq!(EmailAddress::parse("  Anna.Nowak@Gmail.COM ").unwrap().as_str(), "Anna.Nowak@gmail.com");
     }
 
+    /// Address-like text, with the characters that break addresses mixed in.
+    fn address_like() -> impl proptest::strategy::Strategy<Value = String> {
+        "[ a-zA-Z0-9._%+<>,;\"\\r\n\t(){}ąłżЯ-]{0,12}@[a-zA-Z0-9.ąłЯ _-]{0,16}"
+    }
+
+    proptest::proptest! {
+        /// What the parser accepts, the mailer can send to, and parsing it again changes nothing.
+        #[test]
+        fn an_accepted_address_can_be_mailed(raw in proptest::prop_oneof![address_like(), proptest::prelude::any::<String>()]) {
+            if let Ok(address) = EmailAddress::parse(&raw) {
+                let s = address.as_str();
+                proptest::prop_assert!(!s.chars().any(|c| c.is_whitespace() || c.is_control()), "{:?}", s);
+                proptest::prop_assert!(s.parse::<lettre::Address>().is_ok(), "lettre refuses {:?}", s);
+                proptest::prop_assert_eq!(EmailAddress::parse(s).map(|a| a.as_str().to_owned()), Ok(s.to_owned()));
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_refused_with_a_reason() {
         for bad in ["anna", "@x.pl", "anna@", "anna@localhost", "an na@x.pl", "anna@x..pl", "a<b>@x.pl"] {
