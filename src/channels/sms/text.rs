@@ -320,6 +320,11 @@ mod tests {
         }
 
         #[test]
+        fn transliteration_never_costs_a_segment(text in any::<String>()) {
+            prop_assert!(analyse(&transliterate_polish(&text)).segments <= analyse(&text).segments);
+        }
+
+        #[test]
         fn appending_never_lowers_the_segment_count(head in any::<String>(), tail in any::<String>()) {
             let whole = format!("{head}{tail}");
             prop_assert!(analyse(&head).segments <= analyse(&whole).segments);
