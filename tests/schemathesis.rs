@@ -206,6 +206,8 @@ fn fuzz(st: &Path, base: &str, config: &str, name: &str, seed: &str) -> Value {
     std::fs::write(&config_file, config).unwrap();
     let report = dir.path().join("report.json");
     let out = Command::new(st)
+        // Schemathesis keeps a cache in its working directory: not in the clone.
+        .current_dir(dir.path())
         .arg("--config-file")
         .arg(&config_file)
         .args(["run", &format!("{base}/api/v1/openapi.json"), "--phases", "coverage,fuzzing", "--checks", "all"])

@@ -11,16 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{Backend, Process, TestEnv, eventually};
+use crate::helpers::{Backend, Process, TestEnv, eventually, in_ci};
 
 const PER_MINUTE: u64 = 600;
 const BURST: u64 = 20;
 const SECONDS: u64 = 10;
 const ROUTE: &str = "/api/v1/subscriptions/resend";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn on_path(tool: &str) -> Option<PathBuf> {
     let out = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().ok()?;
