@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dependency policy (deny.toml): licences, bans and sources, with cargo-deny.
-# cargo-deny is installed once into $HEJNAL_TOOLS_DIR (outside the clone; a cold install
+# cargo-deny is installed once into $HEJNAL_TEST_TOOLS_DIR (outside the clone; a cold install
 # compiles it, about two minutes on two cores). Under CI=true a failed install or a failed
 # check fails the run; elsewhere a failed install only warns.
 # Advisories are not checked here: their database cannot be fetched on the CI machines
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 CARGO_DENY_VERSION=0.20.2
-tools="${HEJNAL_TOOLS_DIR:-/var/cache/hejnal-ci/tools}"
+tools="${HEJNAL_TEST_TOOLS_DIR:-/var/cache/hejnal-ci/tools}"
 deny="$tools/bin/cargo-deny"
 
 if ! "$deny" --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then

@@ -5,7 +5,7 @@
 //! It must find no 5xx and no answer the document does not describe.
 //!
 //! Schemathesis is installed once into a virtualenv outside the clone
-//! (`$HEJNAL_TOOLS_DIR`, default `/var/cache/hejnal-ci/tools`). Under `CI=true` a failed
+//! (`$HEJNAL_TEST_TOOLS_DIR`, default `/var/cache/hejnal-ci/tools`). Under `CI=true` a failed
 //! install fails the test; elsewhere it is skipped with a message.
 
 use std::{
@@ -28,7 +28,7 @@ fn in_ci() -> bool {
 }
 
 fn tools_dir() -> PathBuf {
-    std::env::var_os("HEJNAL_TOOLS_DIR").map_or_else(|| PathBuf::from("/var/cache/hejnal-ci/tools"), PathBuf::from)
+    std::env::var_os("HEJNAL_TEST_TOOLS_DIR").map_or_else(|| PathBuf::from("/var/cache/hejnal-ci/tools"), PathBuf::from)
 }
 
 /// The `st` executable of a pinned schemathesis, installing it on first use.
