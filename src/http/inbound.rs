@@ -1,4 +1,5 @@
-//! The inbound-SMS webhook: replies residents send to our number. `STOP` unsubscribes that
+//! The inbound-SMS webhook: replies residents send to our number. A digit answers a poll
+//! (`surveys::sms_reply`). `STOP` unsubscribes that
 //! number from SMS and `START` brings it back; consent records follow. The provider
 //! authenticates with the shared secret `HEJNAL_SMS_INBOUND_SECRET` as a Bearer token. The
 //! answer is the same whether the number is known or not.
@@ -12,6 +13,7 @@ use crate::{
     domain::PhoneNumber,
     residents::{CONSENT_VERSION, secrets::{digest, same_digest}},
     store::now_ms,
+    surveys::sms_reply,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -78,7 +80,7 @@ pub struct InboundAck {
     pub status: &'static str,
 }
 
-/// Take a reply from the SMS provider.
+/// Take a reply from the SMS provider: STOP/START, or a digit answering a poll.
 #[utoipa::path(post, path = "/api/v1/sms/inbound", tag = "providers", request_body = InboundSms, security(("provider" = [])),
     responses((status = 200, body = InboundAck), (status = 401), (status = 503)))]
 async fn inbound(State(state): State<AppState>, headers: HeaderMap, ApiJson(sms): ApiJson<InboundSms>) -> Result<Json<InboundAck>, ApiError> {
@@ -86,13 +88,20 @@ async fn inbound(State(state): State<AppState>, headers: HeaderMap, ApiJson(sms)
     let keyword = sms.text.trim().to_uppercase();
     let stop = matches!(keyword.as_str(), "STOP" | "STOP ALL" | "UNSUBSCRIBE" | "NIE" | "СТОП");
     let start = matches!(keyword.as_str(), "START" | "TAK" | "СТАРТ");
-    if stop || start {
-        if let Ok(phone) = PhoneNumber::parse(&sms.from, &state.config.sms_countries) {
+    let phone = PhoneNumber::parse(&sms.from, &state.config.sms_countries).ok();
+    match (phone, sms_reply::chosen_option(&sms.text)) {
+        (Some(phone), _) if stop || start => {
             let changed = state.store.sms_keyword(phone.as_str(), stop, now_ms(), CONSENT_VERSION).await?;
             if changed {
                 metrics::counter!("hejnal_sms_keywords_total", "keyword" => if stop { "stop" } else { "start" }).increment(1);
             }
         }
+        (Some(phone), Some(option)) => {
+            let outcome = sms_reply::take(&state.residents, phone.as_str(), option).await?;
+            metrics::counter!("hejnal_poll_sms_replies_total", "outcome" => outcome.as_str()).increment(1);
+        }
+        _ => {}
     }
+    // The same answer whatever became of it: it says nothing about the number.
     Ok(Json(InboundAck { status: "received" }))
 }

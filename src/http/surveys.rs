@@ -95,14 +95,27 @@ pub struct PublishBody {
 }
 
 /// Publish: invitations go out at once (or at `opens_at`), unless `HEJNAL_APPROVAL_FOR_SURVEYS`
-/// asks for a second official first (then the survey is `pending`).
+/// asks for a second official first (then the survey is `pending`). A poll sent by SMS under
+/// an alphanumeric sender is published with the warning `sms_sender_not_a_number`: residents
+/// cannot reply to a name.
 #[utoipa::path(post, path = "/api/v1/surveys/{id}/publish", tag = "surveys", request_body = PublishBody, security(("bearer" = [])),
     responses((status = 200, body = SurveyView), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
 async fn publish(State(state): State<AppState>, official: CurrentOfficial, Path(id): Path<i64>, ApiJson(body): ApiJson<PublishBody>) -> Result<Json<SurveyView>, ApiError> {
     official.require(&["author"])?;
     let row = service::publish(&state.store, &state.config.delivery, &official.0, id, body.audience).await?;
     state.queue.wake(hejnal_jobs::Lane::Routine);
-    Ok(Json(present(&state, row)?))
+    with_warnings(&state, row)
+}
+
+/// A published (or submitted) survey, with what the official should know about it.
+fn with_warnings(state: &AppState, row: SurveyRow) -> Result<Json<SurveyView>, ApiError> {
+    let warnings = service::publish_warnings(&row, state.config.channels.sms_sender.as_deref());
+    for w in &warnings {
+        tracing::warn!(survey = row.id, code = w.code, "{}", w.message);
+    }
+    let mut view = present(state, row)?;
+    view.warnings = warnings;
+    Ok(Json(view))
 }
 
 /// Approve a pending survey (not by its author): it is published and the invitations go.
@@ -112,7 +125,7 @@ async fn approve(State(state): State<AppState>, official: CurrentOfficial, Path(
     official.require(&["approver"])?;
     let row = service::approve(&state.store, &official.0, id).await?;
     state.queue.wake(hejnal_jobs::Lane::Routine);
-    Ok(Json(present(&state, row)?))
+    with_warnings(&state, row)
 }
 
 /// Close a survey now: no more answers; invitations not yet sent are cancelled.

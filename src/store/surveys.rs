@@ -28,6 +28,9 @@ pub trait Surveys: Send + Sync {
     /// (subscriber id, invitation id) of these residents' invitations to a survey.
     async fn invitations_of(&self, survey_id: i64, subscriber_ids: &[i64]) -> StoreResult<Vec<(i64, i64)>>;
     async fn invitation(&self, id: i64) -> StoreResult<Option<InvitationRow>>;
+    /// The latest invitation, sent by SMS to this verified number, to a poll still published:
+    /// what an SMS reply from that number answers.
+    async fn poll_invitation_by_phone(&self, phone: &str) -> StoreResult<Option<InvitationRow>>;
     /// Store answers in one transaction. Answers to the same survey by the same respondent
     /// are resolved here, the last one winning, before the upsert (which replaces an earlier
     /// stored answer and counts the revision). Answers to a survey that does not take answers
@@ -219,6 +222,18 @@ macro_rules! survey_queries {
             async fn invitation(&self, id: i64) -> StoreResult<Option<InvitationRow>> {
                 Ok(sqlx::query_as("SELECT id, survey_id, language, erased_at FROM survey_invitations WHERE id = $1")
                     .bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn poll_invitation_by_phone(&self, phone: &str) -> StoreResult<Option<InvitationRow>> {
+                // channel_mask bit 2 is SMS (see create_invitations).
+                Ok(sqlx::query_as(
+                    "SELECT i.id, i.survey_id, i.language, i.erased_at FROM contacts c
+                     JOIN survey_invitations i ON i.subscriber_id = c.subscriber_id
+                     JOIN surveys v ON v.id = i.survey_id
+                     WHERE c.channel = 'sms' AND c.address = $1 AND c.status = 'verified'
+                       AND v.kind = 'poll' AND v.state = 'published' AND (i.channel_mask & 2) <> 0
+                     ORDER BY i.id DESC LIMIT 1")
+                    .bind(phone).fetch_optional(&self.pool).await?)
             }
 
             async fn save_responses(&self, batch: &[NewResponse]) -> StoreResult<Vec<SavedResponse>> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::spec::{SurveySpec, local};
+use super::spec::{SurveyKind, SurveySpec, local};
 use crate::notices::{
     render::SURVEY_LINK,
     spec::{Audience, Certainty, Kind, MsgType, NoticeSpec, NoticeText, Severity, Status, Urgency},
@@ -19,6 +19,26 @@ fn call_to_answer(lang: &str) -> &'static str {
         "uk" => "Пройдіть опитування",
         _ => "Odpowiedz na ankietę",
     }
+}
+
+/// "Reply 1, 2 or 3" for a poll of `n` options, then where else to answer, in a language.
+fn reply_with_digit(lang: &str, n: usize) -> String {
+    let digits: Vec<String> = (1..=n).map(|d| d.to_string()).collect();
+    let (head, last) = digits.split_at(n.saturating_sub(1));
+    let list = |or: &str| if head.is_empty() { last.join("") } else { format!("{} {or} {}", head.join(", "), last.join("")) };
+    match lang {
+        "en" => format!("Reply {} by SMS, or answer at", list("or")),
+        "uk" => format!("Дайте відповідь SMS: {}, або тут", list("або")),
+        _ => format!("Odpowiedz SMS-em: {}, albo tutaj", list("lub")),
+    }
+}
+
+/// A poll's SMS: its question, numbered options and how to reply, then the link.
+fn poll_sms(survey: &SurveySpec, lang: &str, title: &str) -> Option<String> {
+    let q = survey.questions.first().filter(|_| survey.kind == SurveyKind::Poll)?;
+    let options: Vec<String> = q.options.iter().enumerate().map(|(i, o)| format!("{} = {}", i + 1, local(o, lang))).collect();
+    let reply = reply_with_digit(lang, q.options.len());
+    Some(format!("{title}. {} {}. {reply}: {SURVEY_LINK}", local(&q.text, lang), options.join(", ")))
 }
 
 /// The notice that carries a survey's invitations to `audience`. Routine and Minor: it waits
@@ -53,7 +73,7 @@ fn text(survey: &SurveySpec, lang: &str) -> NoticeText {
         "<p style=\"white-space: pre-line\">{escaped}</p>\n<p><a href=\"{SURVEY_LINK}\" style=\"font-weight: bold\">{call}</a></p>"
     );
     NoticeText {
-        sms: Some(format!("{title}. {call}: {SURVEY_LINK}")),
+        sms: Some(poll_sms(survey, lang, &title).unwrap_or_else(|| format!("{title}. {call}: {SURVEY_LINK}"))),
         push_title: None,
         push_body: Some(if description.is_empty() { call.to_owned() } else { description.chars().take(200).collect() }),
         email_subject: None,
@@ -89,5 +109,21 @@ mod tests {
         let email = render(&m, &spec, ChannelKind::Email, Language::Pl, false).unwrap().for_invitee("https://x/p/t", "https://x/s/1.abc");
         let html = email.html.unwrap();
         assert!(html.contains("Co &lt;naprawić&gt; &amp; jak?") && html.contains("href=\"https://x/s/1.abc\""), "{html}");
+    }
+
+    #[test]
+    fn a_poll_sms_numbers_the_options_and_asks_for_a_digit() {
+        let poll: SurveySpec = serde_json::from_value(serde_json::json!({
+            "kind": "poll", "title": {"pl": "Sonda", "en": "Poll"},
+            "questions": [{"type": "single_choice", "text": {"pl": "Czy woda wróciła?", "en": "Is the water back?"},
+                           "options": [{"pl": "Tak", "en": "Yes"}, {"pl": "Nie", "en": "No"}, {"pl": "Częściowo", "en": "Partly"}]}]
+        })).unwrap();
+        let audience = Audience { districts: vec!["podgorze".into()], interests: vec![], channels: vec!["sms".into()] };
+        let spec = notice_spec(&poll, &audience, None);
+        let m = Messages::new();
+        let sms = |lang| render(&m, &spec, ChannelKind::Sms, lang, false).unwrap().for_invitee("https://x/p/t", "https://x/s/1.abc").text;
+        assert!(sms(Language::Pl).starts_with("Sonda. Czy woda wróciła? 1 = Tak, 2 = Nie, 3 = Częściowo. Odpowiedz SMS-em: 1, 2 lub 3, albo tutaj: https://x/s/1.abc"), "{}", sms(Language::Pl));
+        assert!(sms(Language::En).starts_with("Poll. Is the water back? 1 = Yes, 2 = No, 3 = Partly. Reply 1, 2 or 3 by SMS, or answer at: https://x/s/1.abc"), "{}", sms(Language::En));
+        assert_eq!(reply_with_digit("en", 2), "Reply 1 or 2 by SMS, or answer at");
     }
 }

@@ -11,6 +11,7 @@ pub mod invite;
 pub mod page;
 pub mod results;
 pub mod service;
+pub mod sms_reply;
 pub mod spec;
 pub mod view;
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{answers::{self, AnswerError}, invite, spec::SurveySpec};
+use super::{answers::{self, AnswerError}, invite, spec::SurveySpec, view::Warning};
 use crate::{
     http::error::ApiError,
     notices::{DeliverySettings, spec::{Audience, check_audience}},
@@ -120,6 +120,28 @@ pub async fn publish(store: &DynStore, settings: &DeliverySettings, official: &O
             Ok(row)
         }
         None => settled(store, id, &["pending", "published"]).await,
+    }
+}
+
+/// A sender that can receive replies: a phone number or short code (digits, a leading `+`),
+/// not an alphanumeric name.
+pub fn sender_takes_replies(sender: &str) -> bool {
+    let digits = sender.strip_prefix('+').unwrap_or(sender);
+    (3..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What to tell the official publishing `row` to `audience` with this SMS sender.
+pub fn publish_warnings(row: &SurveyRow, sms_sender: Option<&str>) -> Vec<Warning> {
+    let audience: Option<Audience> = row.audience.as_deref().and_then(|a| serde_json::from_str(a).ok());
+    let by_sms = audience.is_some_and(|a| a.channels.iter().any(|c| c == "sms"));
+    match sms_sender {
+        Some(sender) if row.kind == "poll" && by_sms && !sender_takes_replies(sender) => vec![Warning {
+            code: "sms_sender_not_a_number",
+            message: format!(
+                "the SMS sender {sender:?} (HEJNAL_SMS_SENDER) is a name, not a number: residents cannot reply to it, \
+                 so this poll can only be answered through the link in the SMS"),
+        }],
+        _ => vec![],
     }
 }
 
@@ -329,6 +351,16 @@ pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Re
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_a_number_or_short_code_takes_replies() {
+        for yes in ["+48600100200", "48600100200", "8080", "+4712"] {
+            assert!(sender_takes_replies(yes), "{yes}");
+        }
+        for no in ["KRAKOW", "UM Krakow", "+48 600", "", "12", "+", "1234567890123456"] {
+            assert!(!sender_takes_replies(no), "{no}");
+        }
+    }
 
     #[test]
     fn a_merge_patch_replaces_removes_and_merges() {

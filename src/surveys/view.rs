@@ -27,6 +27,16 @@ pub struct SurveyView {
     pub updated_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// What the official should know about a publication (only in the publish and approve
+    /// answers): `sms_sender_not_a_number` when a poll's SMS replies cannot come back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
 }
 
 fn at(ms: i64) -> Option<DateTime<Utc>> {
@@ -54,6 +64,7 @@ impl SurveyView {
             updated_at: at(row.updated_at),
             published_at: row.published_at.and_then(at),
             closed_at: row.closed_at.and_then(at),
+            warnings: Vec::new(),
         })
     }
 }

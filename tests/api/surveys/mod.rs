@@ -5,6 +5,7 @@
 mod answering;
 mod drafts;
 mod invitations;
+mod polls;
 mod results;
 
 use std::time::Duration;
