@@ -17,6 +17,7 @@ use crate::{
     pages::Pages,
     residents::{self, ResidentsCtx, secrets::LinkSigner},
     store::{self, DynStore},
+    surveys::batcher::AnswerBatcher,
     worker::Handlers,
 };
 
@@ -72,6 +73,8 @@ pub async fn build_residents(config: &Config, store: &DynStore) -> anyhow::Resul
         links: LinkSigner::new(&key),
         public_url: config.public_url.clone(),
         sms_daily_budget: config.sms_daily_budget,
+        answers: AnswerBatcher::start(store.clone(), AnswerBatcher::in_flight_for(store)),
+        surveys: Default::default(),
     }))
 }
 

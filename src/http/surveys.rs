@@ -244,14 +244,22 @@ async fn respond(State(state): State<AppState>, ClientIp(ip): ClientIp, Path(id)
     let (survey, respondent, browser_token) = match (&body.token, &body.browser_token) {
         (Some(_), Some(_)) => return Err(ApiError::field("browser_token", "send token or browser_token, not both")),
         (Some(token), None) => {
-            let (inv, survey) = service::invitation(&state.residents, token).await?;
-            if survey.id != id {
-                return Err(ApiError::field("token", "this invitation is for another survey"));
+            let inv = state.residents.links.open_invitation(token).ok_or_else(|| ApiError::not_found("this link"))?;
+            let survey = service::load_for_answer(&state.residents, id).await?;
+            if service::accepting(&survey, crate::store::now_ms()).is_ok() {
+                // The commit checks that the invitation is to this survey and not erased.
+                (survey, Respondent::Invitation(inv), None)
+            } else {
+                // Refused anyway: say first what is wrong with the link, as the pages do.
+                let (inv, survey) = service::invitation(&state.residents, token).await?;
+                if survey.id != id {
+                    return Err(ApiError::field("token", "this invitation is for another survey"));
+                }
+                (std::sync::Arc::new(survey), Respondent::Invitation(inv.id), None)
             }
-            (survey, Respondent::Invitation(inv.id), None)
         }
         (None, browser) => {
-            let survey = service::load(&state.store, id).await?;
+            let survey = service::load_for_answer(&state.residents, id).await?;
             if survey.slug.is_none() {
                 return Err(ApiError::field("token", "this survey is answered by invitation only: send the invitation's token"));
             }

@@ -30,6 +30,10 @@ pub struct ResidentsCtx {
     pub links: secrets::LinkSigner,
     pub public_url: url::Url,
     pub sms_daily_budget: u32,
+    /// Every answer to a survey is stored through this group commit.
+    pub answers: crate::surveys::batcher::AnswerBatcher,
+    /// Published surveys, as the answering API reads them.
+    pub surveys: crate::surveys::cache::SurveyCache,
 }
 
 impl ResidentsCtx {

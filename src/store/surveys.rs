@@ -33,10 +33,13 @@ pub trait Surveys: Send + Sync {
     async fn poll_invitation_by_phone(&self, phone: &str) -> StoreResult<Option<InvitationRow>>;
     /// Store answers in one transaction. Answers to the same survey by the same respondent
     /// are resolved here, the last one winning, before the upsert (which replaces an earlier
-    /// stored answer and counts the revision). Answers to a survey that does not take answers
-    /// at that moment (not published, not yet open, closed) are dropped: the survey rows are
-    /// read in the same transaction (locked against a concurrent close on PostgreSQL), so an
-    /// answer never lands after a close. Returns what was stored.
+    /// stored answer; `revision` counts every answer given, those replaced within the batch
+    /// too). Answers to a survey that does not take answers at that moment (not published,
+    /// not yet open, closed) are dropped: the survey rows are read in the same transaction
+    /// (locked against a concurrent close on PostgreSQL), so an answer never lands after a
+    /// close. So are answers by an invitation that is not to that survey or whose resident
+    /// erased their data: the caller need not read the invitation first. Returns what was
+    /// stored.
     async fn save_responses(&self, batch: &[NewResponse]) -> StoreResult<Vec<SavedResponse>>;
     async fn response_of(&self, survey_id: i64, respondent: &Respondent) -> StoreResult<Option<ResponseRow>>;
     /// Responses of a survey with ids above `after`, in id order, at most `limit`.
@@ -64,20 +67,29 @@ pub(super) const RESPONSE_COLUMNS: &str = "r.id, r.survey_id, r.invitation_id, r
 /// Rows per statement: well under SQLite's limit of bound parameters.
 pub(super) const UPSERT_CHUNK: usize = 1000;
 
-/// The last answer of each respondent in a batch, in the order they were first seen.
-pub fn last_answer_wins(batch: &[NewResponse]) -> Vec<&NewResponse> {
+/// The last answer of each respondent in a batch, in the order they were first seen, with
+/// how many answers the respondent gave in the batch (each counts as a revision).
+pub fn last_answer_wins(batch: &[NewResponse]) -> Vec<(&NewResponse, i64)> {
     let mut index: HashMap<(i64, &Respondent), usize> = HashMap::new();
-    let mut out: Vec<&NewResponse> = Vec::new();
+    let mut out: Vec<(&NewResponse, i64)> = Vec::new();
     for r in batch {
         match index.get(&(r.survey_id, &r.respondent)) {
-            Some(&i) => out[i] = r,
+            Some(&i) => out[i] = (r, out[i].1 + 1),
             None => {
                 index.insert((r.survey_id, &r.respondent), out.len());
-                out.push(r);
+                out.push((r, 1));
             }
         }
     }
     out
+}
+
+/// The invitation of an answer given by invitation (0, matching nothing, otherwise).
+pub fn invitation_of(r: &NewResponse) -> i64 {
+    match r.respondent {
+        Respondent::Invitation(id) => id,
+        Respondent::Browser(_) => 0,
+    }
 }
 
 macro_rules! survey_queries {
@@ -239,8 +251,8 @@ macro_rules! survey_queries {
             async fn save_responses(&self, batch: &[NewResponse]) -> StoreResult<Vec<SavedResponse>> {
                 let last = $crate::store::surveys::last_answer_wins(batch);
                 let mut tx = self.begin_write().await?;
-                let now = last.iter().map(|r| r.at).max().unwrap_or_default();
-                let mut ids: Vec<i64> = last.iter().map(|r| r.survey_id).collect();
+                let now = last.iter().map(|(r, _)| r.at).max().unwrap_or_default();
+                let mut ids: Vec<i64> = last.iter().map(|(r, _)| r.survey_id).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id FROM surveys WHERE state = 'published' AND (opens_at IS NULL OR opens_at <= ");
@@ -248,21 +260,27 @@ macro_rules! survey_queries {
                 b.push_tuples(&ids, |mut t, id| { t.push_bind(*id); });
                 b.push($lock_rows);
                 let taking: Vec<(i64,)> = if ids.is_empty() { vec![] } else { b.build_query_as().fetch_all(&mut *tx).await? };
-                let (invited, open): (Vec<&NewResponse>, Vec<&NewResponse>) = last
+                let (mut invited, open): (Vec<(&NewResponse, i64)>, Vec<(&NewResponse, i64)>) = last
                     .into_iter()
-                    .filter(|r| taking.iter().any(|(id,)| *id == r.survey_id))
-                    .partition(|r| matches!(r.respondent, Respondent::Invitation(_)));
+                    .filter(|(r, _)| taking.iter().any(|(id,)| *id == r.survey_id))
+                    .partition(|(r, _)| matches!(r.respondent, Respondent::Invitation(_)));
+                let mut valid: std::collections::HashSet<(i64, i64)> = std::collections::HashSet::with_capacity(invited.len());
+                for chunk in invited.chunks($crate::store::surveys::UPSERT_CHUNK) {
+                    let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id, survey_id FROM survey_invitations WHERE erased_at IS NULL AND id IN ");
+                    b.push_tuples(chunk, |mut t, (r, _)| { t.push_bind($crate::store::surveys::invitation_of(r)); });
+                    valid.extend(b.build_query_as::<(i64, i64)>().fetch_all(&mut *tx).await?);
+                }
+                invited.retain(|(r, _)| valid.contains(&($crate::store::surveys::invitation_of(r), r.survey_id)));
                 let mut saved = Vec::with_capacity(invited.len() + open.len());
                 for chunk in invited.chunks($crate::store::surveys::UPSERT_CHUNK) {
                     let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO survey_responses (survey_id, invitation_id, ip_digest, answers, created_at, updated_at) ");
-                    b.push_values(chunk, |mut row, r| {
-                        let Respondent::Invitation(inv) = r.respondent else { unreachable!("partitioned") };
-                        row.push_bind(r.survey_id).push_bind(inv).push_bind(r.ip_digest.clone()).push_bind(r.answers.clone())
-                            .push_bind(r.at).push_bind(r.at);
+                        "INSERT INTO survey_responses (survey_id, invitation_id, ip_digest, answers, revision, created_at, updated_at) ");
+                    b.push_values(chunk, |mut row, (r, given)| {
+                        row.push_bind(r.survey_id).push_bind($crate::store::surveys::invitation_of(r)).push_bind(r.ip_digest.clone())
+                            .push_bind(r.answers.clone()).push_bind(*given).push_bind(r.at).push_bind(r.at);
                     });
                     b.push(" ON CONFLICT (invitation_id) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
-                             revision = survey_responses.revision + 1 RETURNING survey_id, invitation_id, id, revision");
+                             revision = survey_responses.revision + excluded.revision RETURNING survey_id, invitation_id, id, revision");
                     let rows: Vec<(i64, Option<i64>, i64, i64)> = b.build_query_as().fetch_all(&mut *tx).await?;
                     saved.extend(rows.into_iter().map(|(survey_id, inv, id, revision)| SavedResponse {
                         survey_id, respondent: Respondent::Invitation(inv.unwrap_or_default()), id, revision,
@@ -270,14 +288,14 @@ macro_rules! survey_queries {
                 }
                 for chunk in open.chunks($crate::store::surveys::UPSERT_CHUNK) {
                     let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO survey_responses (survey_id, browser_hash, ip_digest, answers, created_at, updated_at) ");
-                    b.push_values(chunk, |mut row, r| {
+                        "INSERT INTO survey_responses (survey_id, browser_hash, ip_digest, answers, revision, created_at, updated_at) ");
+                    b.push_values(chunk, |mut row, (r, given)| {
                         let Respondent::Browser(hash) = &r.respondent else { unreachable!("partitioned") };
                         row.push_bind(r.survey_id).push_bind(hash.clone()).push_bind(r.ip_digest.clone()).push_bind(r.answers.clone())
-                            .push_bind(r.at).push_bind(r.at);
+                            .push_bind(*given).push_bind(r.at).push_bind(r.at);
                     });
                     b.push(" ON CONFLICT (survey_id, browser_hash) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
-                             ip_digest = excluded.ip_digest, revision = survey_responses.revision + 1
+                             ip_digest = excluded.ip_digest, revision = survey_responses.revision + excluded.revision
                              RETURNING survey_id, browser_hash, id, revision");
                     let rows: Vec<(i64, Option<String>, i64, i64)> = b.build_query_as().fetch_all(&mut *tx).await?;
                     saved.extend(rows.into_iter().map(|(survey_id, hash, id, revision)| SavedResponse {
@@ -342,7 +360,7 @@ mod tests {
             answer(2, Respondent::Browser("x".into()), "c"),
             answer(1, Respondent::Invitation(7), "d"),
         ];
-        let kept: Vec<&str> = last_answer_wins(&batch).iter().map(|r| r.answers.as_str()).collect();
-        assert_eq!(kept, ["d", "b", "c"]);
+        let kept: Vec<(&str, i64)> = last_answer_wins(&batch).iter().map(|(r, n)| (r.answers.as_str(), *n)).collect();
+        assert_eq!(kept, [("d", 2), ("b", 1), ("c", 1)]);
     }
 }

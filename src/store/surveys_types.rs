@@ -70,7 +70,7 @@ pub struct InvitationRow {
 
 /// Who gives an answer: an invitation (one row per invitation) or a browser (open answers,
 /// one row per browser token digest and survey).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Respondent {
     Invitation(i64),
     Browser(String),

@@ -7,6 +7,8 @@
 //! contact details. `results` counts them, live.
 
 pub mod answers;
+pub mod batcher;
+pub mod cache;
 pub mod invite;
 pub mod page;
 pub mod results;

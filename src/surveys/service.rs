@@ -280,6 +280,12 @@ pub async fn invitation(residents: &ResidentsCtx, token: &str) -> Result<(Invita
     Ok((inv, survey))
 }
 
+/// A survey as the answering API reads it: a published or closed one may come from the
+/// cache (see `cache.rs`).
+pub async fn load_for_answer(residents: &ResidentsCtx, id: i64) -> Result<std::sync::Arc<SurveyRow>, ApiError> {
+    residents.surveys.get(&residents.store, id).await?.ok_or_else(|| ApiError::not_found("survey"))
+}
+
 /// An open survey by its slug; drafts are not public.
 pub async fn open_survey(store: &DynStore, slug: &str) -> Result<SurveyRow, ApiError> {
     match store.survey_by_slug(slug).await? {
@@ -327,7 +333,9 @@ impl Refused {
 }
 
 /// Check `given` against the survey and store it for `respondent`, replacing an earlier
-/// answer. Stored (durably, committed) before this returns.
+/// answer. Stored (durably, committed, by the group commit of `batcher.rs`) before this
+/// returns. An invitation need not have been read: the commit checks that it is to this
+/// survey and not erased.
 pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Respondent, given: &Map<String, Value>, client: Option<std::net::IpAddr>) -> Result<(SavedResponse, Map<String, Value>), Refused> {
     let now = now_ms();
     accepting(survey, now)?;
@@ -338,13 +346,34 @@ pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Re
         (Respondent::Browser(_), Some(ip)) => Some(residents.links.keyed("ip", &format!("{}:{ip}", survey.id))),
         _ => None,
     };
-    let response = NewResponse { survey_id: survey.id, respondent, answers: Value::Object(clean.clone()).to_string(), ip_digest, at: now };
-    let mut saved = residents.store.save_responses(std::slice::from_ref(&response)).await?;
-    match saved.pop() {
+    let response = NewResponse { survey_id: survey.id, respondent: respondent.clone(), answers: Value::Object(clean.clone()).to_string(), ip_digest, at: now };
+    // Stored by the next group commit; this returns after it.
+    match residents.answers.save(response).await? {
         Some(saved) => Ok((saved, clean)),
-        // The survey closed between the check above and the write.
-        None => Err(accepting(&load(&residents.store, survey.id).await?, now_ms()).err().unwrap_or_else(|| ApiError::internal("an answer was not stored")).into()),
+        None => Err(why_not_stored(residents, survey.id, &respondent).await.into()),
     }
+}
+
+/// Why `save_responses` dropped an answer, from fresh reads: the survey closed meanwhile, or
+/// the invitation was erased or belongs to another survey.
+async fn why_not_stored(residents: &ResidentsCtx, survey_id: i64, respondent: &Respondent) -> ApiError {
+    let survey = match load(&residents.store, survey_id).await {
+        Ok(row) => row,
+        Err(e) => return e,
+    };
+    if let Err(e) = accepting(&survey, now_ms()) {
+        return e;
+    }
+    if let Respondent::Invitation(id) = respondent {
+        match residents.store.invitation(*id).await {
+            Ok(Some(inv)) if inv.erased_at.is_some() => return ApiError::gone("this resident's data was erased"),
+            Ok(Some(inv)) if inv.survey_id != survey_id => return ApiError::field("token", "this invitation is for another survey"),
+            Ok(None) => return ApiError::not_found("this link"),
+            Err(e) => return e.into(),
+            Ok(Some(_)) => {}
+        }
+    }
+    ApiError::internal("an answer was not stored")
 }
 
 #[cfg(test)]

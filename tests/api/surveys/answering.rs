@@ -157,11 +157,11 @@ both_backends! {
             Respondent::Browser(b) => (s.survey_id, b.clone(), s.revision),
             other => panic!("{other:?}"),
         }).collect();
-        assert_eq!(stored, [(open, "a".to_string(), 1), (open, "b".to_string(), 1)], "one row per respondent, none for the closed survey");
+        assert_eq!(stored, [(open, "a".to_string(), 2), (open, "b".to_string(), 1)], "one row per respondent (its revision counts both answers), none for the closed survey");
         let a = desk.store.response_of(open, &Respondent::Browser("a".into())).await.unwrap().unwrap();
         assert_eq!(a.answers, json!({"q1": false}).to_string(), "the later answer in the batch");
         let again = desk.store.save_responses(&[answer(open, "a", true)]).await.unwrap();
-        assert_eq!((again[0].id, again[0].revision), (a.id, 2));
+        assert_eq!((again[0].id, again[0].revision), (a.id, 3));
         assert_eq!(desk.store.response_of(closed, &Respondent::Browser("c".into())).await.unwrap(), None);
     }
 }

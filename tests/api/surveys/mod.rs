@@ -3,6 +3,7 @@
 //! display conditions, closing, open answers, results and CSV, erasure.
 
 mod answering;
+mod batching;
 mod drafts;
 mod invitations;
 mod polls;

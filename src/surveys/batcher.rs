@@ -1,0 +1,144 @@
+//! Group commit for answers. Each answer waits in a channel; a committer takes everything
+//! waiting (up to `MAX_BATCH`) and stores it with ONE `store.save_responses` call, one
+//! transaction, then tells each waiting request what was stored. A request is answered only
+//! after the commit of its batch: durable before "thank you". While `in_flight` commits run,
+//! new answers gather into the next batch, so the batch grows with the load and a lone answer
+//! waits for nobody.
+//!
+//! If a commit fails, every answer of that batch is refused (503) and none of it is stored:
+//! it was one transaction.
+
+use std::{collections::HashMap, sync::Arc};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::{
+    http::error::ApiError,
+    store::{DynStore, NewResponse, Respondent, SavedResponse},
+};
+
+/// Answers in one commit at most.
+pub const MAX_BATCH: usize = 2000;
+
+/// Answers waiting at most; past it a request waits to join (backpressure, not memory).
+const WAITING_MAX: usize = 16 * MAX_BATCH;
+
+/// What a request learns of its answer: stored (with its revision), or dropped because the
+/// survey takes no answers or the invitation does not fit (see `save_responses`).
+pub type Outcome = Result<Option<SavedResponse>, ApiError>;
+
+struct Waiting {
+    response: NewResponse,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The sending side; cheap to clone. The committer task ends when every clone is dropped.
+#[derive(Clone)]
+pub struct AnswerBatcher {
+    tx: mpsc::Sender<Waiting>,
+}
+
+impl AnswerBatcher {
+    /// Start the committer: `in_flight` commits at once (1 for SQLite, whose writes take
+    /// turns anyway; a few for PostgreSQL, which commits them in parallel).
+    pub fn start(store: DynStore, in_flight: usize) -> AnswerBatcher {
+        let (tx, rx) = mpsc::channel(WAITING_MAX);
+        tokio::spawn(commit_loop(store, rx, Arc::new(Semaphore::new(in_flight.max(1)))));
+        AnswerBatcher { tx }
+    }
+
+    /// How many commits run at once for this store.
+    pub fn in_flight_for(store: &DynStore) -> usize {
+        if store.backend() == "postgres" { 4 } else { 1 }
+    }
+
+    /// Store one answer in the next commit; returns once that commit is done.
+    pub async fn save(&self, response: NewResponse) -> Outcome {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Waiting { response, reply }).await.map_err(|_| ApiError::unavailable("the answer store"))?;
+        answer.await.map_err(|_| ApiError::unavailable("the answer store"))?
+    }
+}
+
+async fn commit_loop(store: DynStore, mut rx: mpsc::Receiver<Waiting>, in_flight: Arc<Semaphore>) {
+    while let Some(first) = rx.recv().await {
+        // Wait for a free commit slot first: whatever arrives meanwhile joins this batch.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            commit(&store, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn commit(store: &DynStore, mut batch: Vec<Waiting>) {
+    // Rows in one order in every batch, so that two commits running at once on PostgreSQL
+    // lock them in the same order and cannot deadlock. The sort is stable: a respondent's
+    // answers keep their arrival order, and the last one still wins.
+    batch.sort_by(|a, b| (a.response.survey_id, &a.response.respondent).cmp(&(b.response.survey_id, &b.response.respondent)));
+    let responses: Vec<NewResponse> = batch.iter().map(|w| w.response.clone()).collect();
+    metrics::histogram!("hejnal_survey_answer_batch_size").record(responses.len() as f64);
+    match store.save_responses(&responses).await {
+        Ok(saved) => {
+            for (w, outcome) in batch.into_iter().zip(each_outcome(&responses, &saved)) {
+                let _ = w.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, answers = batch.len(), "a batch of answers could not be stored; each is refused");
+            for w in batch {
+                let _ = w.reply.send(Err(ApiError::unavailable("the answer store")));
+            }
+        }
+    }
+}
+
+/// What each answer of a batch became. Answers of one respondent in one batch share the
+/// stored row; each gets its own place in the revisions the store counted (the last one the
+/// stored revision, the one before it one less, …).
+fn each_outcome(batch: &[NewResponse], saved: &[SavedResponse]) -> Vec<Option<SavedResponse>> {
+    let stored: HashMap<(i64, &Respondent), &SavedResponse> = saved.iter().map(|s| ((s.survey_id, &s.respondent), s)).collect();
+    let mut left: HashMap<(i64, &Respondent), i64> = HashMap::new();
+    for r in batch {
+        *left.entry((r.survey_id, &r.respondent)).or_default() += 1;
+    }
+    batch
+        .iter()
+        .map(|r| {
+            let key = (r.survey_id, &r.respondent);
+            let later = left.get_mut(&key).map(|n| {
+                *n -= 1;
+                *n
+            })?;
+            stored.get(&key).map(|s| SavedResponse { revision: s.revision - later, ..(*s).clone() })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(who: i64) -> NewResponse {
+        NewResponse { survey_id: 1, respondent: Respondent::Invitation(who), answers: "{}".into(), ip_digest: None, at: 1 }
+    }
+
+    #[test]
+    fn answers_of_one_respondent_in_a_batch_take_consecutive_revisions_ending_at_the_stored_one() {
+        let batch = [answer(7), answer(8), answer(7), answer(7), answer(9)];
+        let saved = [
+            SavedResponse { survey_id: 1, respondent: Respondent::Invitation(7), id: 70, revision: 5 },
+            SavedResponse { survey_id: 1, respondent: Respondent::Invitation(8), id: 80, revision: 1 },
+        ];
+        let got: Vec<Option<(i64, i64)>> = each_outcome(&batch, &saved).into_iter().map(|o| o.map(|s| (s.id, s.revision))).collect();
+        assert_eq!(got, [Some((70, 3)), Some((80, 1)), Some((70, 4)), Some((70, 5)), None], "9 was dropped");
+    }
+}

@@ -1,0 +1,154 @@
+//! The group commit in front of `save_responses`: concurrent answers all stored, a
+//! respondent's last answer winning, and no answer acknowledged before its commit: while the
+//! database holds the commit back nobody hears "thank you", and a commit that fails answers
+//! 503 to each answer in it and stores none of them.
+
+use std::collections::BTreeMap;
+
+use hejnal::{residents::secrets::digest, store::Respondent};
+use serde_json::{Value, json};
+
+use super::{create, respond, results, unlimited};
+use crate::{both_backends, helpers::{Backend, TestEnv}, notices::Desk};
+
+fn survey(slug: &str) -> Value {
+    json!({
+        "title": {"pl": "Tramwaje"}, "slug": slug,
+        "questions": [
+            {"type": "yes_no", "required": true, "text": {"pl": "Czy jeździsz tramwajem?"}},
+            {"type": "short_text", "text": {"pl": "Uwagi"}}
+        ]
+    })
+}
+
+/// A browser token of the test's own: `n` padded to the 16 characters a token needs.
+fn browser(n: usize) -> String {
+    format!("przegladarka{n:06}")
+}
+
+async fn stored(desk: &Desk, id: i64, browser: &str) -> Option<String> {
+    desk.store.response_of(id, &Respondent::Browser(digest(browser))).await.unwrap().map(|r| r.answers)
+}
+
+both_backends! {
+    async fn concurrent_answers_are_all_stored_and_the_last_answer_of_a_respondent_wins(env) {
+        let desk = unlimited(&env).await;
+        let id = create(&desk, &survey("tramwaje")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        // 200 residents answer at once; one of them, 50 times.
+        let sends = (0..250).map(|i| {
+            let who = if i < 200 { browser(i) } else { browser(0) };
+            let body = json!({"browser_token": who, "answers": {"q1": true, "q2": format!("odpowiedź {i}")}});
+            let desk = &desk;
+            async move { (i, respond(desk, id, &body).await) }
+        });
+        let outcomes = futures::future::join_all(sends).await;
+        let mut of_zero: BTreeMap<i64, usize> = BTreeMap::new();
+        for (i, (status, body)) in &outcomes {
+            assert!(*status == 201 || *status == 200, "{i}: {status} {body}");
+            if *i == 0 || *i >= 200 {
+                of_zero.insert(body["revision"].as_i64().unwrap(), *i);
+            }
+        }
+        assert_eq!(results(&desk, id).await["responses"]["open"], 200, "one row per browser");
+        assert_eq!(of_zero.keys().copied().collect::<Vec<_>>(), (1..=51).collect::<Vec<i64>>(), "each answer of browser 0 counted once");
+        let last = of_zero[&51];
+        assert_eq!(stored(&desk, id, &browser(0)).await.unwrap(), json!({"q1": true, "q2": format!("odpowiedź {last}")}).to_string(),
+            "the answer acknowledged last is the one stored");
+        for i in [1, 77, 199] {
+            assert_eq!(stored(&desk, id, &browser(i)).await.unwrap(), json!({"q1": true, "q2": format!("odpowiedź {i}")}).to_string());
+        }
+    }
+}
+
+both_backends! {
+    async fn no_answer_is_acknowledged_before_its_commit_and_a_failed_commit_stores_none_of_its_answers(env) {
+        let desk = unlimited(&env).await;
+        let id = create(&desk, &survey("po-zatwierdzeniu")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        poison_answers_containing("trucizna", &env).await;
+
+        // A commit the database refuses: 503, and nothing stored.
+        let (status, refused) = respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": true, "q2": "trucizna"}})).await;
+        assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+        assert_eq!(stored(&desk, id, &browser(1)).await, None);
+        assert_eq!(respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": false}})).await.0, 201, "the next commit works");
+
+        // The database holds every write back: nobody is answered meanwhile.
+        let hold = Hold::take(&env).await;
+        let sends: Vec<_> = (10..40).map(|i| {
+            let text = if i == 25 { "trucizna".to_owned() } else { format!("uwaga {i}") };
+            let body = json!({"browser_token": browser(i), "answers": {"q1": true, "q2": text}});
+            let (client, url) = (desk.kit.app.client.clone(), format!("{}/api/v1/surveys/{id}/responses", desk.kit.app.address));
+            tokio::spawn(async move { (i, client.post(url).json(&body).send().await.unwrap().status().as_u16()) })
+        }).collect();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(sends.iter().all(|s| !s.is_finished()), "an answer was acknowledged while its commit could not happen");
+        hold.release().await;
+        let mut refused = Vec::new();
+        for send in sends {
+            let (i, status) = send.await.unwrap();
+            let kept = stored(&desk, id, &browser(i)).await;
+            match status {
+                201 => assert!(kept.is_some(), "{i} was acknowledged but not stored"),
+                503 => {
+                    assert_eq!(kept, None, "{i} was refused but stored");
+                    refused.push(i);
+                }
+                other => panic!("{i}: {other}"),
+            }
+        }
+        assert!(refused.contains(&25), "the poisoned answer's commit failed: {refused:?}");
+        assert_eq!(results(&desk, id).await["responses"]["open"].as_i64(), Some(1 + 30 - refused.len() as i64));
+    }
+}
+
+/// A trigger that makes the database refuse any answer containing `word`.
+async fn poison_answers_containing(word: &str, env: &TestEnv) {
+    match env.backend {
+        Backend::Embedded => {
+            let pool = sqlx::SqlitePool::connect(&env.database_url).await.unwrap();
+            let sql = format!("CREATE TRIGGER poison BEFORE INSERT ON survey_responses WHEN NEW.answers LIKE '%{word}%' \
+                               BEGIN SELECT RAISE(ABORT, 'poisoned answer'); END");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        Backend::Scaled => {
+            let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+            let sql = format!("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                                 IF NEW.answers LIKE '%{word}%' THEN RAISE EXCEPTION 'poisoned answer'; END IF; RETURN NEW; END $$; \
+                               CREATE TRIGGER poison BEFORE INSERT ON survey_responses FOR EACH ROW EXECUTE FUNCTION poison();");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+/// Another connection that keeps every answer from being written until released.
+enum Hold {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Hold {
+    async fn take(env: &TestEnv) -> Hold {
+        use sqlx::Connection;
+        match env.backend {
+            Backend::Embedded => {
+                let mut c = sqlx::SqliteConnection::connect(&env.database_url).await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+                Hold::Sqlite(c)
+            }
+            Backend::Scaled => {
+                let mut c = sqlx::PgConnection::connect(&env.database_url).await.unwrap();
+                sqlx::raw_sql("BEGIN; LOCK TABLE survey_responses IN SHARE ROW EXCLUSIVE MODE").execute(&mut c).await.unwrap();
+                Hold::Postgres(c)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Hold::Sqlite(mut c) => { sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap(); }
+            Hold::Postgres(mut c) => { sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap(); }
+        }
+    }
+}
