@@ -101,7 +101,8 @@ impl Application {
         };
         let residents = build_residents(&config, &store).await?;
         let limiter = PublicLimiter::new(config.public_rate_per_minute, config.public_rate_burst);
-        let state = AppState { config: Arc::new(config), store, queue, residents, pages: Arc::new(Pages::new()), limiter };
+        let comment_limiter = PublicLimiter::per_hour(config.comment_rate_per_hour);
+        let state = AppState { config: Arc::new(config), store, queue, residents, pages: Arc::new(Pages::new()), limiter, comment_limiter };
         Ok(Application { role, listener, state, stop: CancellationToken::new() })
     }
 

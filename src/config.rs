@@ -61,6 +61,8 @@ pub struct Settings {
     pub sms_daily_budget: u32,
     pub public_rate_per_minute: u32,
     pub public_rate_burst: u32,
+    /// Consultation comments per hour per client address (also the burst).
+    pub comment_rate_per_hour: u32,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
     /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
@@ -127,6 +129,7 @@ impl Default for Settings {
             sms_daily_budget: 1000,
             public_rate_per_minute: 60,
             public_rate_burst: 20,
+            comment_rate_per_hour: 10,
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
@@ -157,6 +160,8 @@ pub struct Config {
     pub sms_daily_budget: u32,
     pub public_rate_per_minute: u32,
     pub public_rate_burst: u32,
+    /// Consultation comments per hour per client address (also the burst).
+    pub comment_rate_per_hour: u32,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
@@ -268,6 +273,7 @@ impl Config {
         positive("token_ttl_days", s.token_ttl_days as u64)?;
         positive("public_rate_per_minute", s.public_rate_per_minute as u64)?;
         positive("public_rate_burst", s.public_rate_burst as u64)?;
+        positive("comment_rate_per_hour", s.comment_rate_per_hour as u64)?;
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {
             if k.len() < 32 {
@@ -303,6 +309,7 @@ impl Config {
             sms_daily_budget: s.sms_daily_budget,
             public_rate_per_minute: s.public_rate_per_minute,
             public_rate_burst: s.public_rate_burst,
+            comment_rate_per_hour: s.comment_rate_per_hour,
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,

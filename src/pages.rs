@@ -17,6 +17,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("survey_closed", include_str!("../templates/pages/survey_closed.hbs")),
     ("survey_not_open", include_str!("../templates/pages/survey_not_open.hbs")),
     ("survey_cookie", include_str!("../templates/pages/survey_cookie.hbs")),
+    ("consultation", include_str!("../templates/pages/consultation.hbs")),
+    ("consultation_report", include_str!("../templates/pages/consultation_report.hbs")),
 ];
 
 pub struct Pages {

@@ -2,12 +2,14 @@
 //! measured here, never by timed assertions in tests; the numbers go to docs/performance.md.
 //! Point it at a throwaway database: it leaves its data behind.
 
+mod backend;
 mod broadcast;
 mod estimate;
 mod queue;
 mod rss;
 mod seed;
 mod sinks;
+mod survey;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,9 @@ pub enum BenchCommand {
     /// Routine campaigns to N residents over each channel, with emergencies while they drain,
     /// on a fresh database per backend, against the test sinks.
     Broadcast(broadcast::BroadcastArgs),
+    /// Answers at the answer endpoint: the most it takes, then a fixed rate at a share of
+    /// that, on a fresh database per backend, with the load generator in this process.
+    Survey(survey::SurveyArgs),
 }
 
 pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<ExitCode> {
@@ -35,5 +40,6 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<ExitCode> 
         BenchCommand::Estimate(args) => estimate::run(args, config).await,
         BenchCommand::Sinks(args) => sinks::run(args).await,
         BenchCommand::Broadcast(args) => broadcast::run(args, config).await,
+        BenchCommand::Survey(args) => survey::run(args, config).await,
     }
 }

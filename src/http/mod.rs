@@ -2,6 +2,8 @@
 //! layers every request passes: request id, tracing, metrics.
 
 mod auth;
+mod consultation_pages;
+mod consultations;
 mod dev;
 pub mod error;
 mod health;
@@ -43,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(subscriptions::router())
         .merge(preferences::router())
         .merge(surveys::public_router())
+        .merge(consultations::public_router())
         .layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     let rate_limited = openapi::paths(public.get_openapi());
     let (router, spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -52,11 +55,12 @@ pub fn app(state: AppState) -> Router {
         .merge(notices::router())
         .merge(notice_templates::router())
         .merge(surveys::router())
+        .merge(consultations::router())
         .merge(inbound::router())
         .merge(public)
         .split_for_parts();
     let spec = Json(openapi::finish(spec, &rate_limited));
-    let pages = pages::router().merge(survey_pages::router()).layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
+    let pages = pages::router().merge(survey_pages::router()).merge(consultation_pages::router()).layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     router
         .merge(pages)
         .merge(dev::router())

@@ -20,6 +20,22 @@ pub struct PublicLimiter {
 }
 
 impl PublicLimiter {
+    /// `per_hour` requests an hour per address, all of them at once if need be.
+    pub fn per_hour(per_hour: u32) -> Self {
+        let n = NonZeroU32::new(per_hour.max(1)).unwrap();
+        PublicLimiter { limiter: Arc::new(RateLimiter::keyed(Quota::per_hour(n).allow_burst(n))) }
+    }
+
+    /// Ok, or the 429 to answer (with `Retry-After`).
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.limiter.check_key(&ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            metrics::counter!("hejnal_rate_limited_total").increment(1);
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests from this address; try again later")
+                .with_retry_after(wait.as_secs().max(1))
+        })
+    }
+
     pub fn new(per_minute: u32, burst: u32) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap())
             .allow_burst(NonZeroU32::new(burst.max(1)).unwrap());
@@ -33,14 +49,8 @@ pub async fn limit(State(limiter): State<PublicLimiter>, request: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    match limiter.limiter.check_key(&ip) {
+    match limiter.check(Some(ip)) {
         Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            metrics::counter!("hejnal_rate_limited_total").increment(1);
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests from this address; try again later")
-                .with_retry_after(wait.as_secs().max(1))
-                .into_response()
-        }
+        Err(e) => e.into_response(),
     }
 }

@@ -14,4 +14,6 @@ pub struct AppState {
     pub residents: SharedResidents,
     pub pages: Arc<Pages>,
     pub limiter: PublicLimiter,
+    /// Consultation comments, per address (`HEJNAL_COMMENT_RATE_PER_HOUR`).
+    pub comment_limiter: PublicLimiter,
 }

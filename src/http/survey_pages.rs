@@ -37,12 +37,12 @@ pub fn router() -> Router<AppState> {
 const COOKIE: &str = "hejnal_survey";
 
 #[derive(Deserialize)]
-struct LangQuery {
-    lang: Option<String>,
+pub(super) struct LangQuery {
+    pub lang: Option<String>,
 }
 
 /// `?lang=` first, then the invitation's language (or the browser's for open pages).
-fn language(q: &LangQuery, fallback: Option<&str>, headers: &HeaderMap) -> Language {
+pub(super) fn language(q: &LangQuery, fallback: Option<&str>, headers: &HeaderMap) -> Language {
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let from_browser = accept.split(',').map(|p| p.split(';').next().unwrap_or("").trim()).find_map(|tag| Language::parse(tag.get(..2).unwrap_or("")).ok());
     q.lang.as_deref().and_then(|l| Language::parse(l).ok())
@@ -52,7 +52,7 @@ fn language(q: &LangQuery, fallback: Option<&str>, headers: &HeaderMap) -> Langu
 }
 
 /// A page for a refusal: closed, not open yet, unknown link, erased.
-fn refusal(state: &AppState, e: &ApiError, lang: Language) -> Response {
+pub(super) fn refusal(state: &AppState, e: &ApiError, lang: Language) -> Response {
     let code = e.body().code.as_str();
     let (name, status) = match code {
         "survey_closed" => ("survey_closed", StatusCode::CONFLICT),
@@ -79,7 +79,7 @@ fn form(state: &AppState, survey: &SurveyRow, lang: Language, action: String, ex
     page(state, "survey", lang, status, data)
 }
 
-fn fields(body: &Bytes) -> Vec<(String, String)> {
+pub(super) fn fields(body: &Bytes) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
@@ -145,24 +145,25 @@ fn thanks(state: &AppState, survey: &SurveyRow, lang: Language, back: String) ->
 }
 
 /// This browser's token from its cookie.
-fn browser_token(headers: &HeaderMap) -> Option<String> {
+pub(super) fn browser_token(headers: &HeaderMap) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
         let (name, value) = pair.trim().split_once('=')?;
         (name == COOKIE && service::browser_respondent(value).is_ok()).then(|| value.to_owned())
     })
 }
 
-fn set_cookie(state: &AppState, token: &str) -> HeaderValue {
+/// The browser's token as a cookie sent back only to pages under `path`.
+pub(super) fn set_cookie(state: &AppState, token: &str, path: &str) -> HeaderValue {
     let secure = if state.residents.public_url.scheme() == "https" { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={token}; Path=/s/open/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}");
+    let cookie = format!("{COOKIE}={token}; Path={path}; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}");
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Links to the page in each language (open pages, where no invitation says which).
-fn language_links(slug: &str, lang: Language) -> Value {
+/// Links to the page at `path` in each language (open pages, where no invitation says which).
+pub(super) fn language_links(path: &str, lang: Language) -> Value {
     let links: Vec<Value> = [("pl", "Polski"), ("en", "English"), ("uk", "Українська")]
         .iter()
-        .map(|(code, name)| json!({"code": code, "name": name, "url": format!("/s/open/{slug}?lang={code}"), "current": *code == lang.as_str()}))
+        .map(|(code, name)| json!({"code": code, "name": name, "url": format!("{path}?lang={code}"), "current": *code == lang.as_str()}))
         .collect();
     json!(links)
 }
@@ -182,10 +183,10 @@ async fn show_open(State(state): State<AppState>, Path(slug): Path<String>, Quer
         Err(_) => None,
     };
     let notice = earlier.as_ref().map(|_| state.pages.strings(lang)["survey_answered"].clone());
-    let extra = json!({"notice": notice, "csrf": state.residents.links.keyed("csrf", &token), "languages": language_links(&slug, lang)});
+    let extra = json!({"notice": notice, "csrf": state.residents.links.keyed("csrf", &token), "languages": language_links(&format!("/s/open/{slug}"), lang)});
     let mut response = form(&state, &survey, lang, format!("/s/open/{slug}"), extra, &earlier.unwrap_or_default(), &[], StatusCode::OK);
     if fresh {
-        response.headers_mut().insert(header::SET_COOKIE, set_cookie(&state, &token));
+        response.headers_mut().insert(header::SET_COOKIE, set_cookie(&state, &token, "/s/open/"));
     }
     response
 }
@@ -207,7 +208,7 @@ async fn answer_open(State(state): State<AppState>, Path(slug): Path<String>, Qu
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
-    let extra = json!({"notice": null, "csrf": state.residents.links.keyed("csrf", &token), "languages": language_links(&slug, lang)});
+    let extra = json!({"notice": null, "csrf": state.residents.links.keyed("csrf", &token), "languages": language_links(&format!("/s/open/{slug}"), lang)});
     submit(&state, &survey, who, &body, ip, lang, format!("/s/open/{slug}"), extra, &q).await
 }
 

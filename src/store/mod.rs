@@ -10,6 +10,7 @@ mod postgres;
 pub mod residents;
 pub mod residents_types;
 mod sqlite;
+pub mod consultations;
 pub mod surveys;
 pub mod surveys_types;
 
@@ -27,6 +28,7 @@ pub use postgres::PgStore;
 pub use residents::Residents;
 pub use residents_types::*;
 pub use sqlite::SqliteStore;
+pub use consultations::{CommentRow, Consultations, Moderation, NewComment, ReportRow};
 pub use surveys::{SavedResponse, Surveys};
 pub use surveys_types::*;
 
@@ -88,7 +90,7 @@ pub struct ProbeCounts {
 pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
 
 #[async_trait]
-pub trait Store: CommonQueries + Residents + Notices + Surveys + Send + Sync + 'static {
+pub trait Store: CommonQueries + Residents + Notices + Surveys + Consultations + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
     /// Bring the schema up to date; safe to run from several processes at once.

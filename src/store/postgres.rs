@@ -12,11 +12,13 @@ use super::residents_types::*;
 use super::notices_types::*;
 use super::surveys_types::*;
 use super::surveys::SavedResponse;
+use super::consultations::{CommentRow, Moderation, NewComment, ReportRow};
 
 super::common::common_queries!(PgStore);
 super::residents::resident_queries!(PgStore, sqlx::Postgres);
 super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert);
 super::surveys::survey_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert, " FOR SHARE");
+super::consultations::consultation_queries!(PgStore, sqlx::Postgres);
 
 #[derive(Debug, Clone)]
 pub struct PgStore {

@@ -15,11 +15,13 @@ use super::residents_types::*;
 use super::notices_types::*;
 use super::surveys_types::*;
 use super::surveys::SavedResponse;
+use super::consultations::{CommentRow, Moderation, NewComment, ReportRow};
 
 super::common::common_queries!(SqliteStore);
 super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
 super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert);
 super::surveys::survey_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, "");
+super::consultations::consultation_queries!(SqliteStore, sqlx::Sqlite);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

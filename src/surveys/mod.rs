@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod batcher;
 pub mod cache;
+pub mod consultation;
 pub mod invite;
 pub mod page;
 pub mod results;

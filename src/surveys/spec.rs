@@ -21,7 +21,8 @@ pub enum SurveyKind {
     Survey,
     /// One single-choice question (at most 9 options, so an SMS reply is one digit).
     Poll,
-    /// A public consultation: questions here; its document and comments build on this.
+    /// A public consultation: a document (`document`), a period (`opens_at` to `closes_at`),
+    /// questions, moderated comments, and a report once the period has ended.
     Consultation,
 }
 
@@ -132,6 +133,25 @@ impl Question {
     }
 }
 
+/// What a consultation consults on: per language, a summary and the body (plain text;
+/// blank lines separate paragraphs), and attachments by link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub summary: LocalText,
+    pub body: LocalText,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A document kept elsewhere (a plan, a map), by its `https://` link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub title: LocalText,
+    pub url: String,
+}
+
 /// The request body of `POST /api/v1/surveys` (and of edits while it is a draft).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +170,9 @@ pub struct SurveySpec {
     /// Anyone may answer at `/s/open/{slug}` (3 to 64 of `a-z`, `0-9`, `-`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
+    /// Consultations only (and required there, with `slug` and `closes_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<Document>,
     pub questions: Vec<Question>,
 }
 
@@ -160,6 +183,10 @@ const OPTION_MAX: usize = 200;
 const MAX_QUESTIONS: usize = 100;
 const MAX_OPTIONS: usize = 50;
 const POLL_MAX_OPTIONS: usize = 9;
+const SUMMARY_MAX: usize = 2000;
+const BODY_MAX: usize = 100_000;
+const MAX_ATTACHMENTS: usize = 20;
+const URL_MAX: usize = 2000;
 
 impl SurveySpec {
     /// Give every question without an id its position's (`q3`).
@@ -207,12 +234,51 @@ impl SurveySpec {
                 fail("questions[0].options".into(), "a poll has at most 9 options, so that a reply is one digit");
             }
         }
+        check_consultation(self, &mut fail);
         if errors.is_empty() { Ok(()) } else { Err(ApiError::from_fields(errors)) }
     }
 
     pub fn question(&self, id: &str) -> Option<&Question> {
         self.questions.iter().find(|q| q.id() == id)
     }
+}
+
+/// A consultation has its document, a public page (slug) and a period that ends; nothing
+/// else has a document.
+fn check_consultation(spec: &SurveySpec, fail: &mut impl FnMut(String, &str)) {
+    let Some(doc) = &spec.document else {
+        if spec.kind == SurveyKind::Consultation {
+            fail("document".into(), "a consultation needs its document: summary and body, at least in Polish");
+        }
+        return;
+    };
+    if spec.kind != SurveyKind::Consultation {
+        fail("document".into(), "only a consultation (kind consultation) has a document");
+        return;
+    }
+    if spec.slug.is_none() {
+        fail("slug".into(), "a consultation needs a slug: its page is /c/{slug}");
+    }
+    if spec.closes_at.is_none() {
+        fail("closes_at".into(), "a consultation needs the end of its period");
+    }
+    check_local(&doc.summary, "document.summary", SUMMARY_MAX, true, false, fail);
+    check_local(&doc.body, "document.body", BODY_MAX, true, false, fail);
+    if doc.attachments.len() > MAX_ATTACHMENTS {
+        fail("document.attachments".into(), "at most 20 attachments");
+    }
+    for (i, a) in doc.attachments.iter().enumerate() {
+        check_local(&a.title, &format!("document.attachments[{i}].title"), OPTION_MAX, true, true, fail);
+        let web = url::Url::parse(&a.url).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
+        if !web || a.url.len() > URL_MAX {
+            fail(format!("document.attachments[{i}].url"), "must be an https:// link of at most 2000 characters");
+        }
+    }
+}
+
+/// A text per language that must have Polish, at most `max` characters each.
+pub fn check_required_text(field: &str, text: &LocalText, max: usize, fail: &mut impl FnMut(String, &str)) {
+    check_local(text, field, max, true, false, fail);
 }
 
 /// The text in `lang`, or in Polish.
@@ -348,6 +414,19 @@ mod tests {
         })).unwrap();
         spec.normalise();
         assert_eq!(fields(&spec), ["title.pl", "questions[1].options", "questions[2].min", "questions[3].show_if.equals", "questions[4].show_if.question"]);
+    }
+
+    #[test]
+    fn a_consultation_needs_its_document_slug_and_end_and_only_it_has_a_document() {
+        let mut spec: SurveySpec = serde_json::from_value(json!({
+            "kind": "consultation", "title": {"pl": "Plan"},
+            "document": {"summary": {"en": "Plan"}, "body": {"pl": "Treść"}, "attachments": [{"title": {"pl": "Mapa"}, "url": "http://x.pl/m.pdf"}]},
+            "questions": [{"type": "yes_no", "text": {"pl": "Czy?"}}]
+        })).unwrap();
+        spec.normalise();
+        assert_eq!(fields(&spec), ["slug", "closes_at", "document.summary.pl", "document.attachments[0].url"]);
+        spec.kind = SurveyKind::Survey;
+        assert_eq!(fields(&spec), ["document"]);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! channel in turn, with emergency alerts published while the first one drains.
 
 mod alerts;
-mod backend;
 mod campaign;
 mod desk;
 mod report;
@@ -19,11 +18,11 @@ use uuid::Uuid;
 
 use self::{
     alerts::{Alerts, AlertsResult},
-    backend::{Backend, BackendChoice, Fresh},
     campaign::{Campaign, CampaignResult},
     desk::Desk,
 };
 use super::{
+    backend::{Backend, BackendChoice, Fresh},
     rss,
     seed::{SeedPlan, seed},
     sinks::{self, BenchSinks},

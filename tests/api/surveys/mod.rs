@@ -4,6 +4,7 @@
 
 mod answering;
 mod batching;
+mod consultations;
 mod drafts;
 mod invitations;
 mod polls;

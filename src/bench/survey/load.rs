@@ -1,0 +1,134 @@
+//! The load generator: keep-alive HTTP/1.1 connections of its own, each sending pre-built
+//! requests and reading the answers, so that as little CPU as possible goes to the client
+//! (it shares the machine with the server). Two ways to drive them: as fast as the server
+//! answers (the maximum), and at a fixed rate, where each request has its moment on a
+//! schedule and its latency counts from that moment, so a server falling behind shows in
+//! the latencies instead of slowing the load (no coordinated omission).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// What one phase measured.
+pub(super) struct Phase {
+    pub sent: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub secs: f64,
+    /// Milliseconds per answered request (from its scheduled moment at a fixed rate).
+    pub latencies_ms: Vec<f64>,
+    /// The requests (by index into the list) answered 2xx.
+    pub acknowledged: Vec<usize>,
+}
+
+impl Phase {
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.secs
+    }
+}
+
+/// How the requests are paced.
+#[derive(Clone, Copy)]
+pub(super) enum Pace {
+    /// Each connection sends its next request as soon as the last is answered.
+    AsFastAsPossible,
+    /// Request `i` is due at start + i / rate.
+    Fixed { per_second: f64 },
+}
+
+/// Send `requests[first..]` (round and round) over `connections` connections for `seconds`, paced by `pace`.
+pub(super) async fn drive(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (requests, next) = (requests.clone(), next.clone());
+        let stream = TcpStream::connect(addr).await.context("cannot connect to the app")?;
+        stream.set_nodelay(true)?;
+        tasks.push(tokio::spawn(async move { one_connection(stream, &requests, first, &next, start, until, pace).await }));
+    }
+    let mut phase = Phase { sent: 0, ok: 0, failed: 0, secs: 0.0, latencies_ms: Vec::new(), acknowledged: Vec::new() };
+    for t in tasks {
+        let mine = t.await??;
+        phase.sent += mine.sent;
+        phase.ok += mine.ok;
+        phase.failed += mine.failed;
+        phase.latencies_ms.extend(mine.latencies_ms);
+        phase.acknowledged.extend(mine.acknowledged);
+    }
+    phase.secs = start.elapsed().as_secs_f64();
+    Ok(phase)
+}
+
+async fn one_connection(mut stream: TcpStream, requests: &[Vec<u8>], first: usize, next: &AtomicUsize, start: Instant, until: Instant, pace: Pace) -> anyhow::Result<Phase> {
+    let mut mine = Phase { sent: 0, ok: 0, failed: 0, secs: 0.0, latencies_ms: Vec::new(), acknowledged: Vec::new() };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let due = match pace {
+            Pace::AsFastAsPossible => Instant::now(),
+            Pace::Fixed { per_second } => start + Duration::from_secs_f64(i as f64 / per_second),
+        };
+        if due >= until {
+            return Ok(mine);
+        }
+        let which = (first + i) % requests.len();
+        tokio::time::sleep_until(due.into()).await;
+        stream.write_all(&requests[which]).await?;
+        mine.sent += 1;
+        let status = read_response(&mut stream, &mut buf).await?;
+        mine.latencies_ms.push(due.elapsed().as_secs_f64() * 1000.0);
+        if (200..300).contains(&status) {
+            mine.ok += 1;
+            mine.acknowledged.push(which);
+        } else {
+            mine.failed += 1;
+        }
+    }
+}
+
+/// Read one response; returns its status. Bodies are small: the headers and body fit `buf`.
+async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> anyhow::Result<u16> {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..]).await?;
+        anyhow::ensure!(n > 0, "the app closed the connection");
+        filled += n;
+        let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
+            anyhow::ensure!(filled < buf.len(), "response headers too long");
+            continue;
+        };
+        let head = std::str::from_utf8(&buf[..end])?;
+        let status: u16 = head.get(9..12).context("a status line")?.parse()?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim()))
+            .unwrap_or("0")
+            .parse()?;
+        let total = end + 4 + length;
+        anyhow::ensure!(total <= buf.len(), "response too long");
+        while filled < total {
+            let n = stream.read(&mut buf[filled..]).await?;
+            anyhow::ensure!(n > 0, "the app closed the connection");
+            filled += n;
+        }
+        return Ok(status);
+    }
+}
+
+/// A POST with a JSON body, as bytes on the wire.
+pub(super) fn post(path: &str, body: &str) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}

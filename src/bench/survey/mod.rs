@@ -1,0 +1,222 @@
+//! `hejnal bench survey`: answers at `POST /api/v1/surveys/{id}/responses`, per backend on a
+//! fresh database: N residents seeded and invited (invitations written by SQL, no messages
+//! sent), the app started in this process, then the load generator (`load.rs`) first finds
+//! the most answers a second the app acknowledges, then holds a fixed rate at a share of that
+//! (70% by default) and measures latency. Every acknowledged answer is committed before its
+//! answer (the group commit); the bench checks afterwards that each one is in the database.
+
+mod load;
+mod report;
+
+use std::{collections::HashSet, net::SocketAddr, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use self::load::{Pace, Phase};
+use super::{
+    backend::{Backend, BackendChoice, Fresh},
+    queue::percentile,
+    seed::{SeedPlan, scalar, seed},
+};
+use crate::{
+    app::{self, Application, Role},
+    config::Config,
+    store::{DynStore, SurveyDraft, SurveyPublish, now_ms},
+};
+
+#[derive(Args, Debug, Clone)]
+pub struct SurveyArgs {
+    /// Residents seeded and invited; answers go round their tokens (after the first round,
+    /// answers replace earlier ones).
+    #[arg(long, default_value_t = 200_000)]
+    pub invitations: u64,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
+    pub backend: BackendChoice,
+    /// Seconds of each measured phase.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Connections the load generator keeps open.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// The fixed rate as a share of the measured maximum, in percent.
+    #[arg(long, default_value_t = 70.0)]
+    pub share: f64,
+    /// A PostgreSQL server where the bench may create and drop a database.
+    #[arg(long, env = "HEJNAL_TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres_url: String,
+    #[arg(long, env = "HEJNAL_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+}
+
+/// What one backend measured.
+pub(super) struct SurveyResult {
+    backend: Backend,
+    max: Phase,
+    fixed: Phase,
+    offered: f64,
+    /// Mean answers per commit in each phase.
+    batch_max: Option<f64>,
+    batch_fixed: Option<f64>,
+    /// Distinct invitations acknowledged, and the rows stored.
+    acknowledged: usize,
+    stored: i64,
+    load_before: String,
+    load_after: String,
+}
+
+pub async fn run(args: SurveyArgs, config: Config) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.invitations > 0 && args.seconds > 0.0 && args.connections > 0, "--invitations, --seconds and --connections must be positive");
+    anyhow::ensure!(args.share > 0.0 && args.share <= 100.0, "--share is a percentage, above 0 and at most 100");
+    let mut results = Vec::new();
+    for backend in args.backend.backends() {
+        let fresh = Fresh::create(backend, &args.postgres_url, &args.redis_url).await?;
+        let result = run_backend(backend, &fresh, &args, &config).await;
+        fresh.remove().await.context("cannot remove the bench's database")?;
+        results.push(result?);
+    }
+    report::print(&args, &results);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &Config) -> anyhow::Result<SurveyResult> {
+    let load_before = load_average();
+    eprintln!("bench: {}: seeding and inviting {} residents (load average {load_before})", backend.name(), args.invitations);
+    let config = bench_config(base, fresh)?;
+    let store = app::open_store(&config).await?;
+    let plan = SeedPlan { subscribers: args.invitations as i64, phone_every: args.invitations as i64 + 1, push: &[] };
+    seed(&fresh.database_url, &plan).await?;
+    let survey_id = publish_survey(&store).await?;
+    let (first_invitation, last_invitation) = invite_everyone(&fresh.database_url, survey_id).await?;
+
+    let app = Application::build(config, Role::Serve).await?;
+    let addr: SocketAddr = format!("127.0.0.1:{}", app.port().context("the app listens")?).parse()?;
+    let links = app.state().residents.links.clone();
+    let stop = app.stop_token();
+    let running = tokio::spawn(app.run_until_stopped());
+
+    let path = format!("/api/v1/surveys/{survey_id}/responses");
+    let requests: Vec<Vec<u8>> = (first_invitation..=last_invitation)
+        .map(|inv| {
+            let answers = json!({"q1": 1 + inv % 4, "q2": 1 + inv % 5, "q3": inv % 2 == 0});
+            load::post(&path, &json!({"token": links.sign_invitation(inv), "answers": answers}).to_string())
+        })
+        .collect();
+    let requests = Arc::new(requests);
+    let measured = measure(addr, &requests, args).await;
+    stop.cancel();
+    running.await??;
+    let (warm, max, fixed, offered, batch_max, batch_fixed) = measured?;
+
+    let acknowledged: HashSet<usize> = warm.acknowledged.iter().chain(&max.acknowledged).chain(&fixed.acknowledged).copied().collect();
+    let stored = scalar(&fresh.database_url, "SELECT count(*) FROM survey_responses").await?;
+    let load_after = load_average();
+    Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
+}
+
+/// (warm-up, maximum, fixed rate, offered rate, mean batch at the maximum, at the fixed rate)
+type Measured = (Phase, Phase, Phase, f64, Option<f64>, Option<f64>);
+
+/// A warm-up, the maximum, then the fixed rate.
+async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyArgs) -> anyhow::Result<Measured> {
+    let warm = load::drive(addr, requests.clone(), 0, args.connections, 1.0, Pace::AsFastAsPossible).await?;
+    let mut offset = warm.sent;
+    let batches = BatchMeter { addr };
+    let before = batches.read().await;
+    eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
+    let max = load::drive(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await?;
+    offset += max.sent;
+    let after_max = batches.read().await;
+    let offered = max.rate() * args.share / 100.0;
+    eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
+    let fixed = load::drive(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await?;
+    let after_fixed = batches.read().await;
+    Ok((warm, max, fixed, offered, BatchMeter::mean(before, after_max), BatchMeter::mean(after_max, after_fixed)))
+}
+
+/// The group commit's batch sizes, from the app's own `/metrics`.
+struct BatchMeter {
+    addr: SocketAddr,
+}
+
+impl BatchMeter {
+    /// (sum, count) of `hejnal_survey_answer_batch_size` now.
+    async fn read(&self) -> Option<(f64, f64)> {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr)).await.ok()?.text().await.ok()?;
+        let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok());
+        Some((value("hejnal_survey_answer_batch_size_sum")?, value("hejnal_survey_answer_batch_size_count")?))
+    }
+
+    fn mean(before: Option<(f64, f64)>, after: Option<(f64, f64)>) -> Option<f64> {
+        let ((s0, c0), (s1, c1)) = (before?, after?);
+        (c1 > c0).then(|| (s1 - s0) / (c1 - c0))
+    }
+}
+
+/// The survey answered: three questions, published, taking answers from now.
+async fn publish_survey(store: &DynStore) -> anyhow::Result<i64> {
+    let official = store.add_official("bench-survey@krakow.pl", "author", "$argon2id$bench").await?;
+    let spec = json!({
+        "title": {"pl": "Ankieta obciążeniowa"},
+        "questions": [
+            {"id": "q1", "type": "single_choice", "required": true, "text": {"pl": "Które?"}, "options": [{"pl": "A"}, {"pl": "B"}, {"pl": "C"}, {"pl": "D"}]},
+            {"id": "q2", "type": "scale", "required": true, "text": {"pl": "Jak bardzo?"}},
+            {"id": "q3", "type": "yes_no", "text": {"pl": "Czy?"}}
+        ]
+    });
+    let now = now_ms();
+    let draft = SurveyDraft { kind: "survey".into(), slug: None, spec: spec.to_string(), opens_at: None, closes_at: None };
+    let id = store.create_survey(&draft, official, now).await?;
+    let publish = SurveyPublish { from: &["draft"], to: "published", audience: None, opens_at: now, approver_id: None, notice: None };
+    store.publish_survey(id, &publish, now).await?.context("the bench's survey was not published")?;
+    Ok(id)
+}
+
+/// One invitation per seeded resident, by email, as a fan-out would make them; returns the
+/// first and last invitation id.
+async fn invite_everyone(url: &str, survey_id: i64) -> anyhow::Result<(i64, i64)> {
+    use sqlx::Connection;
+    const INVITE: &str = "INSERT INTO survey_invitations (survey_id, subscriber_id, language, district_mask, channel_mask, created_at)
+                          SELECT $1, id, language, district_mask, 1, 0 FROM subscribers WHERE public_id LIKE 'bench-%' ORDER BY id";
+    const RANGE: &str = "SELECT min(id), max(id) FROM survey_invitations WHERE survey_id = $1";
+    let range: (Option<i64>, Option<i64>) = if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query(INVITE).bind(survey_id).execute(&mut c).await?;
+        sqlx::query_as(RANGE).bind(survey_id).fetch_one(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(INVITE).bind(survey_id).execute(&mut c).await?;
+        sqlx::raw_sql("VACUUM ANALYZE survey_invitations").execute(&mut c).await?;
+        sqlx::query_as(RANGE).bind(survey_id).fetch_one(&mut c).await?
+    };
+    match range {
+        (Some(first), Some(last)) => Ok((first, last)),
+        _ => anyhow::bail!("no invitations were made"),
+    }
+}
+
+/// This process's configuration, on the fresh data, on a free port, with the public rate
+/// limit out of the way: every answer comes from one address here.
+fn bench_config(base: &Config, fresh: &Fresh) -> anyhow::Result<Config> {
+    let mut config = base.clone();
+    config.listen = "127.0.0.1:0".parse()?;
+    config.public_url = url::Url::parse("http://127.0.0.1:0/")?;
+    config.database_url = fresh.database_url.clone();
+    config.queue.url = fresh.queue_url.clone();
+    config.queue.prefix = fresh.prefix.clone();
+    config.migrate_on_start = true;
+    config.public_rate_per_minute = u32::MAX;
+    config.public_rate_burst = u32::MAX;
+    Ok(config)
+}
+
+/// The machine's 1, 5 and 15-minute load averages, as the kernel gives them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "unknown".into())
+}
+
+/// p50 and p99 of a phase, in ms.
+fn p50_p99(phase: &Phase) -> (f64, f64) {
+    (percentile(&phase.latencies_ms, 0.50), percentile(&phase.latencies_ms, 0.99))
+}

@@ -1,0 +1,37 @@
+//! The table `hejnal bench survey` prints, Markdown, one column per backend.
+
+use super::{SurveyArgs, SurveyResult, p50_p99};
+
+fn mark(met: bool) -> &'static str {
+    if met { "✓" } else { "✗" }
+}
+
+pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
+    let cells = |f: &dyn Fn(&SurveyResult) -> String| results.iter().map(f).collect::<Vec<_>>().join(" | ");
+    let batch = |b: Option<f64>| b.map_or("n/a".into(), |b| format!("{b:.1}"));
+    println!();
+    println!(
+        "survey bench: {} invitations, {} connections, {} s per phase, fixed rate at {}% of the maximum; load generator in this process",
+        args.invitations, args.connections, args.seconds, args.share
+    );
+    let names: Vec<&str> = results.iter().map(|r| r.backend.name()).collect();
+    println!("| measure | target | {} |", names.join(" | "));
+    println!("|{}", " --- |".repeat(names.len() + 2));
+    println!("| maximum, durable answers/s | ≥ 20,000/s | {} |", cells(&|r| format!("{:.0} {}", r.max.rate(), mark(r.max.rate() >= 20_000.0))));
+    println!("| at the maximum: p50 / p99 | | {} |", cells(&|r| {
+        let (p50, p99) = p50_p99(&r.max);
+        format!("{p50:.1} / {p99:.1} ms")
+    }));
+    println!("| fixed rate offered → answered/s | | {} |", cells(&|r| format!("{:.0} → {:.0}", r.offered, r.fixed.rate())));
+    println!("| at the fixed rate: p50 | | {} |", cells(&|r| format!("{:.2} ms", p50_p99(&r.fixed).0)));
+    println!("| at the fixed rate: p99 | ≤ 10 ms | {} |", cells(&|r| {
+        let p99 = p50_p99(&r.fixed).1;
+        format!("{p99:.2} ms {}", mark(p99 <= 10.0))
+    }));
+    println!("| answers per commit, maximum / fixed rate | | {} |", cells(&|r| format!("{} / {}", batch(r.batch_max), batch(r.batch_fixed))));
+    println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.max.failed + r.fixed.failed, mark(r.max.failed + r.fixed.failed == 0))));
+    println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
+        format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
+    }));
+    println!("| load average before → after (1, 5, 15 min) | | {} |", cells(&|r| format!("{} → {}", r.load_before, r.load_after)));
+}
