@@ -63,6 +63,8 @@ pub struct Settings {
     pub public_rate_burst: u32,
     /// Consultation comments per hour per client address (also the burst).
     pub comment_rate_per_hour: u32,
+    /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 4 on PostgreSQL.
+    pub answer_commits: u32,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
     /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
@@ -130,6 +132,7 @@ impl Default for Settings {
             public_rate_per_minute: 60,
             public_rate_burst: 20,
             comment_rate_per_hour: 10,
+            answer_commits: 0,
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
@@ -162,6 +165,8 @@ pub struct Config {
     pub public_rate_burst: u32,
     /// Consultation comments per hour per client address (also the burst).
     pub comment_rate_per_hour: u32,
+    /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 4 on PostgreSQL.
+    pub answer_commits: u32,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
@@ -274,6 +279,9 @@ impl Config {
         positive("public_rate_per_minute", s.public_rate_per_minute as u64)?;
         positive("public_rate_burst", s.public_rate_burst as u64)?;
         positive("comment_rate_per_hour", s.comment_rate_per_hour as u64)?;
+        if s.answer_commits >= s.database_max_connections {
+            return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS, or other queries would wait for a connection"));
+        }
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {
             if k.len() < 32 {
@@ -310,6 +318,7 @@ impl Config {
             public_rate_per_minute: s.public_rate_per_minute,
             public_rate_burst: s.public_rate_burst,
             comment_rate_per_hour: s.comment_rate_per_hour,
+            answer_commits: s.answer_commits,
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,

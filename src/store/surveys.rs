@@ -93,7 +93,10 @@ pub fn invitation_of(r: &NewResponse) -> i64 {
 }
 
 macro_rules! survey_queries {
-    ($store:ty, $db:ty, $backlog_insert:path, $lock_rows:expr) => {
+    // `$shared_lock` / `$exclusive_lock`: SQL taking a lock on the survey `$1` for the
+    // transaction (PostgreSQL), so that a close waits for answers being written and answers
+    // wait for a close; None where writers take turns anyway (SQLite).
+    ($store:ty, $db:ty, $backlog_insert:path, $shared_lock:expr, $exclusive_lock:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::surveys::Surveys for $store {
             async fn create_survey(&self, d: &SurveyDraft, author_id: i64, now: i64) -> StoreResult<i64> {
@@ -180,6 +183,9 @@ macro_rules! survey_queries {
 
             async fn close_survey(&self, id: i64, now: i64) -> StoreResult<Option<SurveyRow>> {
                 let mut tx = self.begin_write().await?;
+                if let Some(lock) = $exclusive_lock {
+                    sqlx::query(lock).bind(id).execute(&mut *tx).await?;
+                }
                 let mut b = sqlx::QueryBuilder::<$db>::new("UPDATE surveys SET state = 'closed', closed_at = ");
                 b.push_bind(now).push(", updated_at = ").push_bind(now).push(" WHERE state = 'published' AND id = ").push_bind(id)
                     .push(" RETURNING ").push($crate::store::surveys::SURVEY_COLUMNS);
@@ -255,10 +261,14 @@ macro_rules! survey_queries {
                 let mut ids: Vec<i64> = last.iter().map(|(r, _)| r.survey_id).collect();
                 ids.sort_unstable();
                 ids.dedup();
+                if let Some(lock) = $shared_lock {
+                    for id in &ids {
+                        sqlx::query(lock).bind(*id).execute(&mut *tx).await?;
+                    }
+                }
                 let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id FROM surveys WHERE state = 'published' AND (opens_at IS NULL OR opens_at <= ");
                 b.push_bind(now).push(") AND (closes_at IS NULL OR closes_at > ").push_bind(now).push(") AND id IN ");
                 b.push_tuples(&ids, |mut t, id| { t.push_bind(*id); });
-                b.push($lock_rows);
                 let taking: Vec<(i64,)> = if ids.is_empty() { vec![] } else { b.build_query_as().fetch_all(&mut *tx).await? };
                 let (mut invited, open): (Vec<(&NewResponse, i64)>, Vec<(&NewResponse, i64)>) = last
                     .into_iter()

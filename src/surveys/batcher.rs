@@ -47,9 +47,14 @@ impl AnswerBatcher {
         AnswerBatcher { tx }
     }
 
-    /// How many commits run at once for this store.
-    pub fn in_flight_for(store: &DynStore) -> usize {
-        if store.backend() == "postgres" { 4 } else { 1 }
+    /// How many commits run at once: `configured` (`HEJNAL_ANSWER_COMMITS`), or for 0 what
+    /// suits the store.
+    pub fn in_flight_for(store: &DynStore, configured: u32) -> usize {
+        match (configured, store.backend()) {
+            (0, "postgres") => 4,
+            (0, _) => 1,
+            (n, _) => n as usize,
+        }
     }
 
     /// Store one answer in the next commit; returns once that commit is done.
