@@ -84,6 +84,18 @@ impl Fresh {
         }
     }
 
+    /// `base`, pointed at this data, listening on a free port, migrating on start.
+    pub(super) fn config(&self, base: &crate::config::Config) -> anyhow::Result<crate::config::Config> {
+        let mut config = base.clone();
+        config.listen = "127.0.0.1:0".parse()?;
+        config.public_url = url::Url::parse("http://127.0.0.1:0/")?;
+        config.database_url = self.database_url.clone();
+        config.queue.url = self.queue_url.clone();
+        config.queue.prefix = self.prefix.clone();
+        config.migrate_on_start = true;
+        Ok(config)
+    }
+
     /// Delete the files, or drop the database and the queue's keys. Call after the app stopped.
     pub(super) async fn remove(self) -> anyhow::Result<()> {
         if let Some(folder) = &self.folder {

@@ -146,13 +146,7 @@ async fn measure(args: &BroadcastArgs, store: &crate::store::DynStore, base_url:
 /// This process's configuration, on the fresh data, on a free port, with every channel
 /// pointed at the sinks.
 fn bench_config(base: &Config, fresh: &Fresh, sinks: &BenchSinks) -> anyhow::Result<Config> {
-    let mut config = base.clone();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.public_url = url::Url::parse("http://127.0.0.1:0/")?;
-    config.database_url = fresh.database_url.clone();
-    config.queue.url = fresh.queue_url.clone();
-    config.queue.prefix = fresh.prefix.clone();
-    config.migrate_on_start = true;
+    let mut config = fresh.config(base)?;
     let c = &mut config.channels;
     c.sms_provider = Some("webhook".into());
     c.sms_url = Some(format!("{}/sms", sinks.sms.base_url()));

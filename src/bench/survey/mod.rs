@@ -199,13 +199,7 @@ async fn invite_everyone(url: &str, survey_id: i64) -> anyhow::Result<(i64, i64)
 /// This process's configuration, on the fresh data, on a free port, with the public rate
 /// limit out of the way: every answer comes from one address here.
 fn bench_config(base: &Config, fresh: &Fresh) -> anyhow::Result<Config> {
-    let mut config = base.clone();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.public_url = url::Url::parse("http://127.0.0.1:0/")?;
-    config.database_url = fresh.database_url.clone();
-    config.queue.url = fresh.queue_url.clone();
-    config.queue.prefix = fresh.prefix.clone();
-    config.migrate_on_start = true;
+    let mut config = fresh.config(base)?;
     config.public_rate_per_minute = u32::MAX;
     config.public_rate_burst = u32::MAX;
     Ok(config)
