@@ -7,4 +7,5 @@
 
 mod harness;
 
+mod redis_lost;
 mod worker_killed;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cluster, RESIDENTS, emergency_sms, one_at_a_time, report};
+use crate::harness::{Cluster, RESIDENTS, emergency_sms, one_at_a_time, publish, report};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_batch_is_replaced_and_its_emergency_work_runs_again_within_60_s() {
@@ -16,13 +16,8 @@ async fn a_worker_killed_mid_batch_is_replaced_and_its_emergency_work_runs_again
     let desk = cluster.desk().await;
     let ledger = cluster.ledger().await;
 
-    let id = desk.draft_and_submit(&emergency_sms("[kill]", &cluster.districts)).await.unwrap();
-    desk.approve(id).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while cluster.sms.count() < 2_000 {
-        assert!(Instant::now() < deadline, "the gateway got only {} SMS in 120 s", cluster.sms.count());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    publish(&desk, &emergency_sms("[kill]", &cluster.districts)).await;
+    cluster.sms_reach(2_000, Duration::from_secs(120)).await;
     first.kill();
     let killed_at = Instant::now();
     let in_flight = ledger.in_flight().await;

@@ -118,6 +118,16 @@ impl Cluster {
         self.spawn("worker", &["worker"], &[])
     }
 
+    /// Wait until the gateway has received `n` SMS in all, up to `limit`; returns the wait.
+    pub async fn sms_reach(&self, n: u64, limit: Duration) -> Duration {
+        let started = Instant::now();
+        while self.sms.count() < n {
+            assert!(started.elapsed() < limit, "the gateway got {} SMS, not {n}, within {limit:?}", self.sms.count());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        started.elapsed()
+    }
+
     /// The officials' desk against the API: an author and an approver with tokens.
     pub async fn desk(&self) -> Desk {
         let store = hejnal::store::connect(&self.postgres.url("hejnal", "faults-setup"), 2).await.expect("store");

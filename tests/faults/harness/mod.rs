@@ -46,6 +46,13 @@ pub fn routine_sms(marker: &str, districts: &[String]) -> Value {
     })
 }
 
+/// Write, submit and approve a notice (one that needs a second official); returns its id.
+pub async fn publish(desk: &hejnal::bench::Desk, body: &Value) -> i64 {
+    let id = desk.draft_and_submit(body).await.expect("draft and submit");
+    desk.approve(id).await.expect("approve");
+    id
+}
+
 /// Print a figure for docs/reliability.md (run with `--nocapture` to see them).
 pub fn report(scenario: &str, line: impl std::fmt::Display) {
     eprintln!("faults: {scenario}: {line}");
