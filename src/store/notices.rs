@@ -8,6 +8,8 @@ use super::{StoreResult, notices_types::*};
 
 #[async_trait]
 pub trait Notices: Send + Sync {
+    /// Insert a draft, and its `notices.create` audit entry, in one transaction. With an
+    /// idempotency key the author used before, nothing is inserted and that notice's id returns.
     async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64>;
     async fn notice(&self, id: i64) -> StoreResult<Option<NoticeRow>>;
     async fn notices(&self, limit: i64) -> StoreResult<Vec<NoticeRow>>;
@@ -59,20 +61,48 @@ pub(super) const NOTICE_COLUMNS: &str = "id, kind, msg_type, status, severity, r
     expires_at, author_id, approver_id, approval, template_id, reject_reason, recipients, created_at, submitted_at, \
     approved_at, published_at, fanout_done_at, cancelled_at";
 
+/// Write an audit entry on the transaction `tx` (either dialect), with the change it records.
+macro_rules! insert_audit {
+    ($tx:ident, $entry:expr, $now:expr) => {
+        sqlx::query("INSERT INTO audit_log (official_id, action, subject, reached, at) VALUES ($1, $2, $3, 0, $4)")
+            .bind($entry.official_id).bind($entry.action).bind(&$entry.subject).bind($now)
+            .execute(&mut *$tx).await?
+    };
+}
+
+pub(crate) use insert_audit;
+
 macro_rules! notice_queries {
     ($store:ty, $db:ty, $backlog_insert:path) => {
         #[async_trait::async_trait]
         impl $crate::store::notices::Notices for $store {
             async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64> {
-                let (id,): (i64,) = sqlx::query_as(
+                let mut tx = self.begin_write().await?;
+                let inserted: Option<(i64,)> = sqlx::query_as(
                     "INSERT INTO notices (kind, msg_type, status, severity, references_id, root_id, spec, state, lane, send_at,
-                                          expires_at, author_id, template_id, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $10, $11, $12, $13) RETURNING id",
+                                          expires_at, author_id, template_id, idempotency_key, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $10, $11, $12, $13, $14)
+                     ON CONFLICT (author_id, idempotency_key) DO NOTHING RETURNING id",
                 )
                 .bind(&n.kind).bind(&n.msg_type).bind(&n.status).bind(&n.severity).bind(n.references_id).bind(n.root_id)
-                .bind(&n.spec).bind(&n.lane).bind(n.send_at).bind(n.expires_at).bind(n.author_id).bind(n.template_id).bind(now)
-                .fetch_one(&self.pool)
+                .bind(&n.spec).bind(&n.lane).bind(n.send_at).bind(n.expires_at).bind(n.author_id).bind(n.template_id)
+                .bind(&n.idempotency_key).bind(now)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let id = match inserted {
+                    Some((id,)) => {
+                        let entry = AuditEntry { official_id: n.author_id, action: "notices.create", subject: format!("notice {id}") };
+                        $crate::store::notices::insert_audit!(tx, entry, now);
+                        id
+                    }
+                    None => {
+                        let (id,): (i64,) = sqlx::query_as("SELECT id FROM notices WHERE author_id = $1 AND idempotency_key = $2")
+                            .bind(n.author_id).bind(&n.idempotency_key)
+                            .fetch_one(&mut *tx).await?;
+                        id
+                    }
+                };
+                tx.commit().await?;
                 Ok(id)
             }
 
@@ -116,6 +146,9 @@ macro_rules! notice_queries {
                                  WHERE notice_id = $2 AND (status = 'queued' OR (status = 'sending' AND lease_until < $3))")
                         .bind(now).bind(id).bind(now)
                         .execute(&mut *tx).await?;
+                }
+                if let Some(entry) = &t.audit {
+                    $crate::store::notices::insert_audit!(tx, entry, now);
                 }
                 if !t.jobs.is_empty() {
                     $backlog_insert(&mut *tx, &t.jobs).await.map_err(|e| match e {
