@@ -315,6 +315,10 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     positive("delivery_lease_secs", s.delivery_lease_secs)?;
     positive("delivery_grace_emergency_secs", s.delivery_grace_emergency_secs)?;
     positive("delivery_grace_routine_secs", s.delivery_grace_routine_secs)?;
+    let send_margin = Duration::from_millis(s.provider_timeout_ms + 1000);
+    if Duration::from_secs(s.delivery_lease_secs) < send_margin * 2 {
+        return Err(wrong("delivery_lease_secs", "must be at least twice provider_timeout_ms plus 2 s: a send must end well inside its lease"));
+    }
     if !(100..=3_600_000).contains(&s.delivery_sweep_ms) {
         return Err(wrong("delivery_sweep_ms", "must be between 100 and 3600000"));
     }
@@ -324,6 +328,7 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     Ok(crate::notices::DeliverySettings {
         approval_for_routine: s.approval_for_routine,
         lease: Duration::from_secs(s.delivery_lease_secs),
+        send_margin,
         grace_emergency: Duration::from_secs(s.delivery_grace_emergency_secs),
         grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),
         sweep_every: Duration::from_millis(s.delivery_sweep_ms),

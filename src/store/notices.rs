@@ -24,6 +24,9 @@ pub trait Notices: Send + Sync {
     async fn finish_fan_out(&self, notice_id: i64, recipients: i64, now: i64) -> StoreResult<()>;
     /// Take the sendable deliveries of a range: queued and due, or sending with a lapsed lease.
     async fn claim_deliveries(&self, range: DeliveryRange<'_>, now: i64, lease_until: i64) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Hand back claims that were never sent, (delivery id, attempt): queued again, the attempt
+    /// not counted. A claim someone else has taken since is left alone.
+    async fn release_claims(&self, claims: &[(i64, i32)], now: i64) -> StoreResult<u64>;
     async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>>;
     /// Record attempts and move their deliveries forward, in one transaction.
     async fn record_attempts(&self, attempts: &[Attempt], worker_id: &str, now: i64) -> StoreResult<()>;
@@ -229,6 +232,20 @@ macro_rules! notice_queries {
                      RETURNING id, subscriber_id, contact_id, language, attempts")
                     .bind(lease_until).bind(now).bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last)
                     .fetch_all(&self.pool).await?)
+            }
+
+            async fn release_claims(&self, claims: &[(i64, i32)], now: i64) -> StoreResult<u64> {
+                if claims.is_empty() {
+                    return Ok(0);
+                }
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE deliveries SET status = 'queued', lease_until = NULL, attempts = deliveries.attempts - 1, updated_at = ");
+                b.push_bind(now).push(" FROM (");
+                b.push_values(claims, |mut row, (id, attempt)| {
+                    row.push_bind(*id).push_bind(*attempt);
+                });
+                b.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'sending'");
+                Ok(b.build().execute(&self.pool).await?.rows_affected())
             }
 
             async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>> {
