@@ -265,10 +265,13 @@ macro_rules! notice_queries {
                 }
                 let mut tx = self.begin_write().await?;
                 // A receipt may already have moved a delivery past `sending`; then only the
-                // provider id is kept.
+                // provider id is kept, and the receipt's status and error stand (a failed
+                // report's reason was wiped by the send's empty error, found by the fault suite).
                 let mut b = sqlx::QueryBuilder::<$db>::new(
                     "UPDATE deliveries SET status = CASE WHEN deliveries.status = 'sending' THEN v.column2 ELSE deliveries.status END,
-                        provider_id = COALESCE(deliveries.provider_id, v.column3), error = v.column4, lease_until = v.column5, updated_at = ");
+                        provider_id = COALESCE(deliveries.provider_id, v.column3),
+                        error = CASE WHEN deliveries.status = 'sending' THEN v.column4 ELSE deliveries.error END,
+                        lease_until = CASE WHEN deliveries.status = 'sending' THEN v.column5 ELSE deliveries.lease_until END, updated_at = ");
                 b.push_bind(now).push(" FROM (");
                 b.push_values(attempts, |mut row, a| {
                     let (status, provider, error, lease) = $crate::store::notices::outcome_columns(&a.outcome);
