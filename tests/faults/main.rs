@@ -7,5 +7,9 @@
 
 mod harness;
 
+mod double_clicks;
+mod postgres_cut;
 mod redis_lost;
+mod receipts;
+mod redis_paused;
 mod worker_killed;

@@ -35,10 +35,28 @@ impl Ledger {
         n
     }
 
+    /// A count with one text parameter (`$1`).
+    pub async fn count_where(&self, sql: &'static str, value: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql).bind(value).fetch_one(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        n
+    }
+
     /// The ids a query returns (its first column).
     pub async fn ids(&self, sql: &'static str) -> BTreeSet<i64> {
         let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows.into_iter().map(|(id,)| id).collect()
+    }
+
+    /// How many deliveries a notice has.
+    pub async fn deliveries_of(&self, notice_id: i64) -> i64 {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM deliveries WHERE notice_id = $1").bind(notice_id).fetch_one(&self.pool).await.expect("deliveries of");
+        n
+    }
+
+    /// Two text columns of every row a query returns.
+    pub async fn pairs(&self, sql: &'static str) -> Vec<(String, String)> {
+        sqlx::query_as(sql).fetch_all(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub async fn strings(&self, sql: &'static str) -> Vec<String> {
@@ -90,6 +108,26 @@ impl Ledger {
             }
             assert!(started.elapsed() < limit, "deliveries not final after {limit:?}: {statuses:?} (expected {expected})");
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Wait until a worker has taken up every one of `ids` since `since_ms` (claimed it again,
+    /// or finished it: either writes `updated_at`); returns how long it took.
+    pub async fn taken_up(&self, ids: &BTreeSet<i64>, since_ms: i64, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let list: Vec<i64> = ids.iter().copied().collect();
+        loop {
+            let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM deliveries WHERE id = ANY($1) AND updated_at < $2")
+                .bind(&list)
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await
+                .expect("deliveries not taken up");
+            if left == 0 {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "{left} of {} deliveries not taken up after {limit:?}", ids.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
