@@ -26,6 +26,7 @@ const FLUSH_EVERY: usize = 100;
 
 pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
+    tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, "delivery job started");
     let Some(notice) = store.notice(range.notice_id).await.map_err(retry)? else {
         return Err(HandlerError::Fatal(format!("notice {} does not exist", range.notice_id)));
     };
@@ -40,6 +41,11 @@ pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) ->
     }
     let kind = ChannelKind::from_str(range.channel).map_err(HandlerError::Fatal)?;
     let spec: NoticeSpec = serde_json::from_str(&notice.spec).map_err(|e| HandlerError::Fatal(e.to_string()))?;
+    let emergency = super::fanout::lane_of(&notice) == hejnal_jobs::Lane::Emergency;
+    let _urgent = emergency.then(|| ctx.preempt.urgent());
+    if !emergency {
+        ctx.preempt.yield_to_urgent().await;
+    }
     // Rounds: a claim's lease covers only what can be sent before it lapses (a slow provider
     // may take longer than the lease for a whole batch); what was not started is handed back
     // and claimed again, with a fresh lease.
@@ -47,10 +53,11 @@ pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) ->
         let now = now_ms();
         let lease_until = now + ctx.settings.lease.as_millis() as i64;
         let claimed = store.claim_deliveries(range, now, lease_until).await.map_err(retry)?;
+        tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, claimed = claimed.len(), emergency, "claimed");
         if claimed.is_empty() {
             break;
         }
-        let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed).await?;
+        let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed, emergency).await?;
         if batch.send_all(ctx, claimed, worker_id, lease_until).await? == 0 {
             break;
         }
@@ -73,12 +80,19 @@ struct Batch {
     rendered: HashMap<String, Rendered>,
     expires_at: Option<i64>,
     urgent: bool,
+    /// In the emergency lane: never pauses for other emergencies.
+    emergency: bool,
+    /// A routine batch pauses for emergencies only until then, well inside its lease, so that
+    /// nobody else takes up (and sends again) what it claimed.
+    pause_until: tokio::time::Instant,
     ttl: Duration,
     topic: String,
+    /// A survey invitation: each recipient's invitation id, by subscriber.
+    invitations: Option<HashMap<i64, i64>>,
 }
 
 impl Batch {
-    async fn prepare(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, kind: ChannelKind, claimed: &[ClaimedDelivery]) -> Result<Batch, HandlerError> {
+    async fn prepare(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, kind: ChannelKind, claimed: &[ClaimedDelivery], emergency: bool) -> Result<Batch, HandlerError> {
         let contact_ids: Vec<i64> = claimed.iter().filter_map(|d| d.contact_id).collect();
         let targets = ctx.residents.store.delivery_targets(&contact_ids).await.map_err(retry)?;
         let mut rendered = HashMap::new();
@@ -90,6 +104,7 @@ impl Batch {
                 rendered.insert(d.language.clone(), r);
             }
         }
+        let invitations = if notice.kind == "survey" { Some(invitations(ctx, notice.id, claimed).await?) } else { None };
         let ttl = notice.expires_at.map(|e| Duration::from_millis((e - now_ms()).max(60_000) as u64)).unwrap_or(Duration::from_secs(24 * 3600));
         Ok(Batch {
             kind,
@@ -97,9 +112,12 @@ impl Batch {
             rendered,
             expires_at: notice.expires_at,
             urgent: spec.severity.is_urgent(),
+            emergency,
+            pause_until: tokio::time::Instant::now() + ctx.settings.lease / 2,
             ttl,
             // One topic per chain, so an Update or Cancel replaces what the browser shows.
             topic: format!("notice-{}", notice.root_id.unwrap_or(notice.id)),
+            invitations,
         })
     }
 
@@ -122,6 +140,7 @@ impl Batch {
                 let channel = channel.clone();
                 let may_start = &may_start;
                 async move {
+                    self.yield_to_urgent(ctx).await;
                     if !may_start() {
                         return Err((d.id, d.attempts));
                     }
@@ -145,6 +164,7 @@ impl Batch {
                 Err(claim) => unsent.push(claim),
             }
             if pending.len() >= FLUSH_EVERY && !stop.load(Ordering::Relaxed) {
+                self.yield_to_urgent(ctx).await;
                 match record(ctx, &pending, worker_id, lease_until).await {
                     Ok(()) => pending.clear(),
                     // Kept in `pending` for one more try once the sends under way are done.
@@ -160,6 +180,12 @@ impl Batch {
         Ok(unsent.len())
     }
 
+    async fn yield_to_urgent(&self, ctx: &NoticesCtx) {
+        if !self.emergency {
+            let _ = tokio::time::timeout_at(self.pause_until, ctx.preempt.yield_to_urgent()).await;
+        }
+    }
+
     async fn send_one(&self, ctx: &NoticesCtx, channel: &dyn crate::channels::Channel, d: &ClaimedDelivery) -> AttemptOutcome {
         let Some(target) = d.contact_id.and_then(|id| self.targets.get(&id)) else {
             return AttemptOutcome::Cancelled { reason: "the resident erased their data".into() };
@@ -170,10 +196,17 @@ impl Batch {
         if self.expires_at.is_some_and(|e| e <= now_ms()) {
             return AttemptOutcome::Expired;
         }
+        let invitation = match &self.invitations {
+            Some(by_subscriber) => match by_subscriber.get(&d.subscriber_id) {
+                Some(id) => Some(*id),
+                None => return AttemptOutcome::Cancelled { reason: "no invitation for this resident".into() },
+            },
+            None => None,
+        };
         if d.attempts > crate::channels::backoff::MAX_ATTEMPTS as i32 {
             return AttemptOutcome::Failed { reason: format!("gave up after {} attempts", d.attempts - 1) };
         }
-        let message = self.message(ctx, d, target);
+        let message = self.message(ctx, d, target, invitation);
         match channel.send(&address(self.kind, target), &message).await {
             Ok(Sent { provider_id }) => AttemptOutcome::Sent { provider_id },
             Err(SendError::Gone(reason)) => AttemptOutcome::Gone { reason, contact_id: target.contact_id },
@@ -186,22 +219,40 @@ impl Batch {
         }
     }
 
-    fn message(&self, ctx: &NoticesCtx, d: &ClaimedDelivery, target: &DeliveryTarget) -> Message {
+    fn message(&self, ctx: &NoticesCtx, d: &ClaimedDelivery, target: &DeliveryTarget, invitation: Option<i64>) -> Message {
         let token = ctx.residents.links.sign(&target.public_id);
         let preferences = ctx.residents.public_url(&format!("preferences/{token}"));
-        let personal = self.rendered[&d.language].for_recipient(&preferences);
+        let rendered = &self.rendered[&d.language];
+        let (personal, link) = match invitation {
+            Some(id) => {
+                let survey = crate::surveys::invitation_url(&ctx.residents, id);
+                (rendered.for_invitee(&preferences, &survey), survey)
+            }
+            None => (rendered.for_recipient(&preferences), preferences),
+        };
         let mut m = Message::new(d.id.to_string(), personal.subject, personal.text);
         m.html = personal.html;
         m.urgent = self.urgent;
         m.ttl = self.ttl;
         m.topic = Some(self.topic.clone());
-        m.link = Some(preferences);
+        m.link = Some(link);
         if self.kind == ChannelKind::Email {
             m.unsubscribe_url = Some(crate::residents::one_click_url(&ctx.residents.public_url, &token));
         }
         m
     }
 }
+
+/// The invitation of each claimed recipient of a survey's invitation notice.
+async fn invitations(ctx: &NoticesCtx, notice_id: i64, claimed: &[ClaimedDelivery]) -> Result<HashMap<i64, i64>, HandlerError> {
+    let store = &ctx.residents.store;
+    let Some(survey_id) = store.survey_of_notice(notice_id).await.map_err(retry)? else {
+        return Err(HandlerError::Fatal(format!("notice {notice_id} invites to no survey")));
+    };
+    let subscribers: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
+    Ok(store.invitations_of(survey_id, &subscribers).await.map_err(retry)?.into_iter().collect())
+}
+
 
 /// Write outcomes of sends that happened. While the database is out of reach, try again until
 /// shortly before the lease lapses: an outcome given up is a message another worker sends again

@@ -6,6 +6,7 @@
 
 pub mod deliver;
 pub mod fanout;
+pub mod preempt;
 pub mod render;
 pub mod service;
 pub mod spec;
@@ -18,11 +19,13 @@ use hejnal_jobs::Queue;
 
 use crate::residents::SharedResidents;
 
-/// How deliveries are paced and recovered (`HEJNAL_DELIVERY_*`, `HEJNAL_APPROVAL_FOR_ROUTINE`).
+/// How deliveries are paced and recovered (`HEJNAL_DELIVERY_*`, `HEJNAL_APPROVAL_FOR_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySettings {
     /// Planned and info notices also need a second official's approval.
     pub approval_for_routine: bool,
+    /// Publishing a survey also needs a second official (`HEJNAL_APPROVAL_FOR_SURVEYS`).
+    pub approval_for_surveys: bool,
     /// How long a worker holds a delivery it is sending before another may take it up.
     pub lease: Duration,
     /// A send starts only while this much of its lease is left: the provider's timeout and a
@@ -42,6 +45,7 @@ impl Default for DeliverySettings {
     fn default() -> Self {
         DeliverySettings {
             approval_for_routine: true,
+            approval_for_surveys: false,
             lease: Duration::from_secs(30),
             send_margin: Duration::from_secs(11),
             grace_emergency: Duration::from_secs(120),
@@ -59,6 +63,8 @@ pub struct NoticesCtx {
     pub residents: SharedResidents,
     pub queue: Queue,
     pub settings: DeliverySettings,
+    /// Emergency jobs pause this process's routine ones.
+    pub preempt: preempt::Preemption,
 }
 
 pub type SharedNotices = Arc<NoticesCtx>;
