@@ -31,7 +31,7 @@ async fn a_worker_killed_mid_batch_is_replaced_and_its_emergency_work_runs_again
     // The promise: taken up (claimed again by a live worker) within 60 s of the kill.
     let taken_up_in = killed_at.elapsed() + ledger.taken_up(&in_flight, killed_at_ms, Duration::from_secs(120)).await;
     assert!(taken_up_in < Duration::from_secs(60), "the killed worker's emergency work was taken up {taken_up_in:?} after the kill, over 60 s");
-    ledger.settle_ids(&in_flight, Duration::from_secs(180)).await;
+    ledger.settle_ids(&in_flight, Duration::from_secs(300)).await;
     let finished_in = killed_at.elapsed();
     let all_in = killed_at.elapsed() + ledger.settle(RESIDENTS, Duration::from_secs(300)).await;
 

@@ -114,39 +114,16 @@ impl Ledger {
     /// Wait until a worker has taken up every one of `ids` since `since_ms` (claimed it again,
     /// or finished it: either writes `updated_at`); returns how long it took.
     pub async fn taken_up(&self, ids: &BTreeSet<i64>, since_ms: i64, limit: Duration) -> Duration {
-        let started = Instant::now();
         let list: Vec<i64> = ids.iter().copied().collect();
-        loop {
-            let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM deliveries WHERE id = ANY($1) AND updated_at < $2")
-                .bind(&list)
-                .bind(since_ms)
-                .fetch_one(&self.pool)
-                .await
-                .expect("deliveries not taken up");
-            if left == 0 {
-                return started.elapsed();
-            }
-            assert!(started.elapsed() < limit, "{left} of {} deliveries not taken up after {limit:?}", ids.len());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let sql = "SELECT count(*) FROM deliveries WHERE id = ANY($1) AND updated_at < $2";
+        until_none_left(limit, "taken up", ids.len(), || sqlx::query_as(sql).bind(&list).bind(since_ms).fetch_one(&self.pool)).await
     }
 
     /// Wait until all of `ids` are final; returns how long it took.
     pub async fn settle_ids(&self, ids: &BTreeSet<i64>, limit: Duration) -> Duration {
-        let started = Instant::now();
         let list: Vec<i64> = ids.iter().copied().collect();
-        loop {
-            let (open,): (i64,) = sqlx::query_as("SELECT count(*) FROM deliveries WHERE id = ANY($1) AND status IN ('queued', 'sending')")
-                .bind(&list)
-                .fetch_one(&self.pool)
-                .await
-                .expect("open deliveries");
-            if open == 0 {
-                return started.elapsed();
-            }
-            assert!(started.elapsed() < limit, "{open} of {} deliveries still open after {limit:?}", ids.len());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let sql = "SELECT count(*) FROM deliveries WHERE id = ANY($1) AND status IN ('queued', 'sending')";
+        until_none_left(limit, "final", ids.len(), || sqlx::query_as(sql).bind(&list).fetch_one(&self.pool)).await
     }
 
     /// Check the promises once everything has settled, and return what was counted.
@@ -180,6 +157,23 @@ impl Ledger {
             duplicates.len()
         );
         Verdict { statuses, at_sink: sink.requests, duplicates, unrecorded, timeouts }
+    }
+}
+
+/// Poll `left` (a count of `of` deliveries) until it is 0, up to `limit`; returns the wait.
+async fn until_none_left<F, Fut>(limit: Duration, what: &str, of: usize, mut left: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<(i64,)>>,
+{
+    let started = Instant::now();
+    loop {
+        let (n,) = left().await.expect("count deliveries");
+        if n == 0 {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{n} of {of} deliveries not {what} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
