@@ -35,7 +35,7 @@ pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
             if let Some(wait) = notice.send_at.map(|at| at - now).filter(|w| *w > 0) {
                 return Err(HandlerError::Retry { after: Duration::from_millis(wait as u64), reason: "not yet time".into() });
             }
-            let publish = Transition { from: &["scheduled"], to: "published", stamps: &["published_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: false };
+            let publish = Transition { from: &["scheduled"], to: "published", stamps: &["published_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: false, audit: None };
             match store.transition(notice_id, &publish, now).await.map_err(retry)? {
                 Some(row) => notice = row,
                 None => return Ok(()), // cancelled meanwhile, or another scheduler published it
@@ -78,7 +78,7 @@ pub fn lane_of(notice: &NoticeRow) -> Lane {
 /// A Cancel withdraws what it references: whatever of the original still waits is cancelled.
 async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Result<(), HandlerError> {
     let Some(original) = notice.references_id else { return Ok(()) };
-    let cancel = Transition { from: &["published", "scheduled", "pending", "draft"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true };
+    let cancel = Transition { from: &["published", "scheduled", "pending", "draft"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true, audit: None };
     ctx.residents.store.transition(original, &cancel, now).await.map_err(retry)?;
     Ok(())
 }
