@@ -9,6 +9,8 @@ mod campaign;
 mod desk;
 mod report;
 
+pub use desk::{Desk, waiting};
+
 use std::{process::ExitCode, time::Instant};
 
 use anyhow::Context;
@@ -19,7 +21,6 @@ use uuid::Uuid;
 use self::{
     alerts::{Alerts, AlertsResult},
     campaign::{Campaign, CampaignResult},
-    desk::Desk,
 };
 use super::{
     backend::{Backend, BackendChoice, Fresh},
