@@ -63,7 +63,7 @@ pub struct Settings {
     pub public_rate_burst: u32,
     /// Consultation comments per hour per client address (also the burst).
     pub comment_rate_per_hour: u32,
-    /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 4 on PostgreSQL.
+    /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 2 on PostgreSQL.
     pub answer_commits: u32,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
@@ -168,7 +168,7 @@ pub struct Config {
     pub public_rate_burst: u32,
     /// Consultation comments per hour per client address (also the burst).
     pub comment_rate_per_hour: u32,
-    /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 4 on PostgreSQL.
+    /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 2 on PostgreSQL.
     pub answer_commits: u32,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,

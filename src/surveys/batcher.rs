@@ -51,7 +51,7 @@ impl AnswerBatcher {
     /// suits the store.
     pub fn in_flight_for(store: &DynStore, configured: u32) -> usize {
         match (configured, store.backend()) {
-            (0, "postgres") => 4,
+            (0, "postgres") => 2,
             (0, _) => 1,
             (n, _) => n as usize,
         }
