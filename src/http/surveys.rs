@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequestParts, Path, Query, State},
+    extract::{ConnectInfo, FromRequestParts, State},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, auth::CurrentOfficial, error::ApiError, json::ApiJson};
+use super::{AppState, auth::CurrentOfficial, error::ApiError, json::ApiJson, params::{Path, Query}};
 use crate::{
     notices::spec::Audience,
     residents::secrets,
