@@ -41,12 +41,20 @@ pub struct Settings {
     pub sms_url: Option<String>,
     pub sms_token: Option<String>,
     pub sms_sender: Option<String>,
+    pub sms_name: Option<String>,
+    pub sms_weight: u32,
+    pub sms_timeout_ms: Option<u64>,
+    /// More SMS providers (`[[sms_providers]]` in the file); `HEJNAL_SMS_*` is the first.
+    pub sms_providers: Vec<crate::channels::settings::SmsProviderEntry>,
+    pub sms_failover_restore_secs: u64,
     pub smtp_url: Option<String>,
     pub email_from: Option<String>,
     pub vapid_private_key: Option<String>,
     pub vapid_subject: Option<String>,
     pub push_allow_local: bool,
     pub provider_timeout_ms: u64,
+    pub email_timeout_ms: Option<u64>,
+    pub push_timeout_ms: Option<u64>,
     pub sms_rate: Option<u32>,
     pub sms_concurrency: usize,
     pub email_rate: Option<u32>,
@@ -108,12 +116,19 @@ impl Default for Settings {
             sms_url: None,
             sms_token: None,
             sms_sender: None,
+            sms_name: None,
+            sms_weight: channels.sms_weight,
+            sms_timeout_ms: None,
+            sms_providers: Vec::new(),
+            sms_failover_restore_secs: channels.sms_failover_restore_secs,
             smtp_url: None,
             email_from: None,
             vapid_private_key: None,
             vapid_subject: None,
             push_allow_local: false,
             provider_timeout_ms: channels.provider_timeout_ms,
+            email_timeout_ms: None,
+            push_timeout_ms: None,
             sms_rate: channels.sms_rate,
             sms_concurrency: channels.sms_concurrency,
             email_rate: channels.email_rate,
@@ -274,6 +289,7 @@ impl Config {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
         let delivery = delivery_settings(&s)?;
+        check_lease_covers_sends(&delivery, &channels)?;
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -325,6 +341,23 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     })
 }
 
+/// A delivery's lease must outlast its longest send (through every SMS provider, when it fails
+/// over), or another worker could take up a delivery that is still being sent.
+fn check_lease_covers_sends(delivery: &crate::notices::DeliverySettings, channels: &ChannelSettings) -> Result<(), ConfigError> {
+    use crate::channels::ChannelKind;
+    let longest = [channels.sms_attempt_timeout(), channels.timeout(ChannelKind::Email), channels.timeout(ChannelKind::Push)]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    if delivery.lease <= longest {
+        return Err(wrong(
+            "delivery_lease_secs",
+            format!("must be longer than the longest send may take ({} ms, every SMS provider's timeout together when it fails over), or another worker could send the same message while the first is still waiting", longest.as_millis()),
+        ));
+    }
+    Ok(())
+}
+
 /// The channel settings, checked; an empty value counts as unset.
 fn channel_settings(s: &Settings) -> Result<ChannelSettings, ConfigError> {
     let set = |v: &Option<String>| v.as_ref().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -334,12 +367,19 @@ fn channel_settings(s: &Settings) -> Result<ChannelSettings, ConfigError> {
         sms_url: set(&s.sms_url),
         sms_token: set(&s.sms_token),
         sms_sender: set(&s.sms_sender),
+        sms_name: set(&s.sms_name),
+        sms_weight: s.sms_weight,
+        sms_timeout_ms: s.sms_timeout_ms,
+        sms_providers: s.sms_providers.clone(),
+        sms_failover_restore_secs: s.sms_failover_restore_secs,
         smtp_url: set(&s.smtp_url),
         email_from: set(&s.email_from),
         vapid_private_key: set(&s.vapid_private_key),
         vapid_subject: set(&s.vapid_subject),
         push_allow_local: s.push_allow_local,
         provider_timeout_ms: s.provider_timeout_ms,
+        email_timeout_ms: s.email_timeout_ms,
+        push_timeout_ms: s.push_timeout_ms,
         sms_rate: s.sms_rate,
         sms_concurrency: s.sms_concurrency,
         email_rate: s.email_rate,

@@ -226,12 +226,20 @@ macro_rules! notice_queries {
                 });
                 b.push(") AS v WHERE deliveries.id = v.column1");
                 b.build().execute(&mut *tx).await?;
-                let mut e = sqlx::QueryBuilder::<$db>::new("INSERT INTO delivery_events (delivery_id, attempt, outcome, detail, worker_id, at) ");
-                e.push_values(attempts, |mut row, a| {
+                // One event per provider try: the failed-over ones first, then the outcome.
+                let mut events: Vec<(i64, i32, &str, Option<String>, Option<&str>, bool)> = Vec::with_capacity(attempts.len());
+                for a in attempts {
+                    for t in &a.failed_over {
+                        events.push((a.delivery_id, a.attempt, "failover", Some(t.error.clone()), Some(&t.provider), t.maybe_sent));
+                    }
                     let (status, provider, error, _) = $crate::store::notices::outcome_columns(&a.outcome);
                     let outcome = if matches!(a.outcome, AttemptOutcome::Retry { .. }) { "retry" } else { status };
-                    row.push_bind(a.delivery_id).push_bind(a.attempt).push_bind(outcome).push_bind(provider.or(error))
-                        .push_bind(worker_id.to_owned()).push_bind(now);
+                    events.push((a.delivery_id, a.attempt, outcome, provider.or(error), a.provider.as_deref(), a.maybe_sent));
+                }
+                let mut e = sqlx::QueryBuilder::<$db>::new("INSERT INTO delivery_events (delivery_id, attempt, outcome, detail, worker_id, at, provider, maybe_sent) ");
+                e.push_values(events, |mut row, (delivery_id, attempt, outcome, detail, provider, maybe_sent)| {
+                    row.push_bind(delivery_id).push_bind(attempt).push_bind(outcome.to_owned()).push_bind(detail)
+                        .push_bind(worker_id.to_owned()).push_bind(now).push_bind(provider.map(str::to_owned)).push_bind(maybe_sent);
                 });
                 e.build().execute(&mut *tx).await?;
                 let gone: Vec<i64> = attempts.iter().filter_map(|a| match a.outcome { AttemptOutcome::Gone { contact_id, .. } => Some(contact_id), _ => None }).collect();
@@ -310,7 +318,7 @@ macro_rules! notice_queries {
             }
 
             async fn delivery_events(&self, delivery_id: i64) -> StoreResult<Vec<DeliveryEvent>> {
-                Ok(sqlx::query_as("SELECT attempt, outcome, detail, worker_id, at FROM delivery_events WHERE delivery_id = $1 ORDER BY id")
+                Ok(sqlx::query_as("SELECT attempt, outcome, detail, worker_id, at, provider, maybe_sent FROM delivery_events WHERE delivery_id = $1 ORDER BY id")
                     .bind(delivery_id).fetch_all(&self.pool).await?)
             }
 
