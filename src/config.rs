@@ -87,6 +87,8 @@ pub struct Settings {
     pub delivery_batch: u32,
     /// Write Polish letters in SMS as plain ASCII (GSM-7: 160 characters a segment, not 70).
     pub sms_transliterate: bool,
+    /// Tests only: shift the scheduler's clock of this process (refused in production).
+    pub clock_offset_ms: i64,
 }
 
 impl Default for Settings {
@@ -149,6 +151,7 @@ impl Default for Settings {
             delivery_grace_routine_secs: 3600,
             delivery_batch: 500,
             sms_transliterate: false,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -289,6 +292,9 @@ impl Config {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
         let delivery = delivery_settings(&s)?;
+        if delivery.clock_offset_ms != 0 && channels.environment == crate::channels::Environment::Production {
+            return Err(wrong("clock_offset_ms", "is for tests only and must be 0 in production"));
+        }
         check_lease_covers_sends(&delivery, &channels)?;
         let queue = QueueConfig {
             url: s.queue_url,
@@ -338,6 +344,7 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
         grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),
         batch: s.delivery_batch,
         sms_transliterate: s.sms_transliterate,
+        clock_offset_ms: s.clock_offset_ms,
     })
 }
 

@@ -13,6 +13,11 @@ pub trait Notices: Send + Sync {
     async fn notices(&self, limit: i64) -> StoreResult<Vec<NoticeRow>>;
     /// Apply `t` if the notice is in one of `t.from`; None when it is not (or unknown).
     async fn transition(&self, id: i64, t: &Transition, now: i64) -> StoreResult<Option<NoticeRow>>;
+    /// Milliseconds since the epoch by the database's clock: the one clock every process
+    /// agrees on, which decides when a scheduled notice is due.
+    async fn database_now_ms(&self) -> StoreResult<i64>;
+    /// Publish a scheduled notice if its `send_at` has come by the database's clock.
+    async fn publish_if_due(&self, id: i64) -> StoreResult<ScheduledPublish>;
     /// Insert one channel's deliveries of a fan-out (existing ones are left alone).
     async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange>;
     /// The distinct quiet hours residents chose, as (from, to).
@@ -60,9 +65,35 @@ pub(super) const NOTICE_COLUMNS: &str = "id, kind, msg_type, status, severity, r
     approved_at, published_at, fanout_done_at, cancelled_at";
 
 macro_rules! notice_queries {
-    ($store:ty, $db:ty, $backlog_insert:path) => {
+    ($store:ty, $db:ty, $backlog_insert:path, $db_now:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::notices::Notices for $store {
+            async fn database_now_ms(&self) -> StoreResult<i64> {
+                let (now,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {}", $db_now))).fetch_one(&self.pool).await?;
+                Ok(now)
+            }
+
+            async fn publish_if_due(&self, id: i64) -> StoreResult<ScheduledPublish> {
+                // The comparison and the stamp both use the database's clock, in one statement,
+                // so no process's clock can make a notice go early.
+                let publish = format!(
+                    "UPDATE notices SET state = 'published', published_at = {now}
+                     WHERE id = $1 AND state = 'scheduled' AND (send_at IS NULL OR send_at <= {now})
+                     RETURNING {columns}",
+                    now = $db_now, columns = $crate::store::notices::NOTICE_COLUMNS);
+                let row: Option<NoticeRow> = sqlx::query_as(sqlx::AssertSqlSafe(publish)).bind(id).fetch_optional(&self.pool).await?;
+                if let Some(row) = row {
+                    return Ok(ScheduledPublish::Published(row));
+                }
+                let left = format!("SELECT send_at - {} FROM notices WHERE id = $1 AND state = 'scheduled'", $db_now);
+                let left: Option<(Option<i64>,)> = sqlx::query_as(sqlx::AssertSqlSafe(left)).bind(id).fetch_optional(&self.pool).await?;
+                Ok(match left {
+                    // Still scheduled: not due yet (or it became due just now; a wait of 0 retries).
+                    Some((left,)) => ScheduledPublish::NotYet(left.unwrap_or(0).max(0)),
+                    None => ScheduledPublish::NotScheduled,
+                })
+            }
+
             async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64> {
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO notices (kind, msg_type, status, severity, references_id, root_id, spec, state, lane, send_at,

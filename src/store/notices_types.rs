@@ -32,6 +32,17 @@ pub struct NoticeRow {
     pub cancelled_at: Option<i64>,
 }
 
+/// Whether a scheduled notice was published, by the database's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduledPublish {
+    /// It was due and is now published (by this call).
+    Published(NoticeRow),
+    /// Not due yet: this many milliseconds are left, by the database's clock.
+    NotYet(i64),
+    /// It is not scheduled (any more): published by someone else, or cancelled.
+    NotScheduled,
+}
+
 /// What `create_notice` stores.
 #[derive(Debug, Clone)]
 pub struct NewNotice {

@@ -16,7 +16,7 @@ use super::notices_types::*;
 
 super::common::common_queries!(SqliteStore);
 super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
-super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert);
+super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, hejnal_jobs::backlog::sqlite::DB_NOW_MS);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -67,6 +67,10 @@ impl Store for SqliteStore {
 
     fn backlog(&self) -> Backlog {
         Backlog::Sqlite(self.pool.clone())
+    }
+
+    fn connections_in_use(&self) -> u32 {
+        self.pool.size().saturating_sub(self.pool.num_idle() as u32)
     }
 
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {
