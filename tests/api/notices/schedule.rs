@@ -29,18 +29,25 @@ both_backends! {
     async fn schedulers_with_skewed_clocks_publish_a_notice_once_and_never_early(env) {
         let kit = Kit::start_as(&env, Role::Api, |_| {}).await;
         let _ahead = skewed_worker(&kit.settings, TEN_MINUTES_MS).await;
-        let _behind = skewed_worker(&kit.settings, -TEN_MINUTES_MS).await;
+        let settings = kit.settings.clone();
         let desk = Desk::open(kit).await;
         let people = desk.residents(3, None).await;
-        let send_at = chrono::Utc::now() + chrono::Duration::seconds(4);
+        let send_at = chrono::Utc::now() + chrono::Duration::seconds(5);
         let mut body = alert(&["sms"]);
         body["send_at"] = json!(send_at.to_rfc3339());
         let id = desk.publish(&body).await;
         assert_eq!(desk.notice(id).await["state"], "scheduled");
-        // Wake-ups that come early, as a redelivered job or a wrong clock would make them: each
-        // worker gets some, and the one ten minutes ahead thinks the time has long come.
+        // Wake-ups that come early, as a redelivered job or a wrong clock would make them, to
+        // the worker ten minutes ahead, which thinks the time has long come; then the worker
+        // ten minutes behind joins in.
         let early = vec![NewJob::now(Lane::Emergency, Job::FanOutV1 { notice_id: id }); 8];
         env.queue(&desk.store).await.push(&early).await.unwrap();
+        let _behind = skewed_worker(&settings, -TEN_MINUTES_MS).await;
+        // Until just before its time, nothing has gone and the notice is still scheduled.
+        let almost = (send_at - chrono::Utc::now() - chrono::Duration::milliseconds(1_500)).to_std().unwrap_or_default();
+        tokio::time::sleep(almost).await;
+        assert_eq!(desk.kit.sms.count(), 0, "sent before send_at");
+        assert_eq!(desk.notice(id).await["state"], "scheduled", "published before send_at");
         let notice = desk.settled(id, Duration::from_secs(60)).await;
         assert_eq!(count(&notice, "sms", "sent"), 3, "{notice}");
         let row = desk.store.notice(id).await.unwrap().unwrap();
