@@ -274,6 +274,9 @@ impl Config {
             "json" => true,
             other => return Err(wrong("log_format", format!("{other:?} is not one of text, json"))),
         };
+        if s.clock_offset_ms != 0 && s.environment == "production" {
+            return Err(wrong("clock_offset_ms", "is for tests only and must be 0 in production"));
+        }
         let channels = channel_settings(&s)?;
         let sms_countries: Vec<String> = s.sms_countries.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect();
         if sms_countries.is_empty() || sms_countries.iter().any(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic())) {
@@ -292,9 +295,6 @@ impl Config {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
         let delivery = delivery_settings(&s)?;
-        if delivery.clock_offset_ms != 0 && channels.environment == crate::channels::Environment::Production {
-            return Err(wrong("clock_offset_ms", "is for tests only and must be 0 in production"));
-        }
         check_lease_covers_sends(&delivery, &channels)?;
         let queue = QueueConfig {
             url: s.queue_url,
@@ -512,6 +512,73 @@ mod tests {
         assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_EMERGENCY_RESERVE_PERCENT");
         let s = Settings { sms_concurrency: 0, ..Settings::default() };
         assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_SMS_CONCURRENCY");
+    }
+
+    fn from_toml(toml: &str) -> Result<Config, ConfigError> {
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(toml)).extract().expect("valid TOML");
+        Config::from_settings(s)
+    }
+
+    const TWO_GATEWAYS: &str = r#"
+        sms_provider = "webhook"
+        sms_url = "http://gw-a.example/send"
+        sms_sender = "KRAKOW"
+        sms_name = "gw-a"
+        sms_weight = 70
+        [[sms_providers]]
+        name = "zapas"
+        provider = "smsapi"
+        token = "zapas-secret"
+        weight = 30
+        timeout_ms = 3000
+    "#;
+
+    #[test]
+    fn more_sms_providers_come_from_the_file_after_the_first() {
+        let c = from_toml(TWO_GATEWAYS).unwrap();
+        let entry = &c.channels.sms_providers[0];
+        assert_eq!((entry.name.as_str(), entry.weight, entry.timeout_ms), ("zapas", 30, Some(3000)));
+        assert!(!format!("{c:?}").contains("zapas-secret"));
+        let channels = crate::channels::Channels::from_config(&c.channels).unwrap();
+        assert_eq!(channels.sms.name(), "failover");
+        // One send may try both: 10 s for the first (the default) and 3 s for the second.
+        assert_eq!(c.channels.sms_attempt_timeout(), Duration::from_millis(13_000));
+    }
+
+    #[test]
+    fn a_wrong_extra_sms_provider_is_named_by_its_place_in_the_file() {
+        let e = from_toml(&TWO_GATEWAYS.replace("\"zapas\"", "\"gw-a\"")).unwrap_err();
+        assert_eq!(e.key, "sms_providers[0].name");
+        let e = from_toml(&TWO_GATEWAYS.replace("provider = \"smsapi\"", "provider = \"webhook\"")).unwrap_err();
+        assert_eq!(e.key, "sms_providers[0].url");
+        let e = from_toml(&TWO_GATEWAYS.replace("sms_weight = 70", "sms_weight = 0").replace("weight = 30", "weight = 0")).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_SMS_WEIGHT");
+        let e = from_toml(&TWO_GATEWAYS.replace("sms_provider = \"webhook\"", "")).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_SMS_PROVIDER");
+    }
+
+    #[test]
+    fn a_lease_shorter_than_a_send_through_every_provider_is_refused() {
+        let e = from_toml(&format!("delivery_lease_secs = 12\n{TWO_GATEWAYS}")).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_DELIVERY_LEASE_SECS");
+        assert!(e.reason.contains("13000 ms"), "{e}");
+        assert!(from_toml(&format!("delivery_lease_secs = 14\n{TWO_GATEWAYS}")).is_ok());
+    }
+
+    #[test]
+    fn provider_timeouts_default_to_the_common_one() {
+        let c = from_toml("provider_timeout_ms = 4000\nemail_timeout_ms = 60000\ndelivery_lease_secs = 90").unwrap();
+        use crate::channels::ChannelKind::*;
+        assert_eq!([Sms, Email, Push].map(|k| c.channels.timeout(k).as_millis()), [4000, 60000, 4000]);
+        assert_eq!(from_toml("push_timeout_ms = 0").unwrap_err().key, "HEJNAL_PUSH_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn the_test_clock_offset_is_refused_in_production() {
+        let s = Settings { clock_offset_ms: 60_000, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap().delivery.clock_offset_ms, 60_000);
+        let production = Settings { environment: "production".into(), clock_offset_ms: 1, ..Settings::default() };
+        assert_eq!(Config::from_settings(production).unwrap_err().key, "HEJNAL_CLOCK_OFFSET_MS");
     }
 
     #[test]
