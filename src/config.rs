@@ -582,6 +582,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_with_its_extra_sms_provider_too() {
+        let example = include_str!("../deploy/hejnal.example.toml");
+        assert!(from_toml(example).is_ok());
+        // Its commented SMS providers, switched on (the first one with them).
+        let on = example.replace("# sms_provider = ", "sms_provider = ").replace("# sms_url = ", "sms_url = ").replace("# sms_sender = ", "sms_sender = ");
+        let tail = on.split("# [[sms_providers]]").nth(1).unwrap();
+        let on = format!("{}[[sms_providers]]{}", on.split("# [[sms_providers]]").next().unwrap(), tail.replace("\n# ", "\n"));
+        let c = from_toml(&on).unwrap();
+        assert_eq!(c.channels.sms_providers[0].name, "gateway-b");
+    }
+
+    #[test]
     fn the_orphan_deadline_must_cover_two_heartbeats() {
         let s = Settings { queue_heartbeat_secs: 10, queue_orphan_after_secs: 15, ..Settings::default() };
         assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_QUEUE_ORPHAN_AFTER_SECS");
