@@ -83,6 +83,8 @@ pub struct Settings {
     /// Deliveries left pending this long are queued again by the sweeper.
     pub delivery_grace_emergency_secs: u64,
     pub delivery_grace_routine_secs: u64,
+    /// How often each worker process's sweeper looks for deliveries past their grace period.
+    pub delivery_sweep_ms: u64,
     /// Deliveries per job.
     pub delivery_batch: u32,
     /// Write Polish letters in SMS as plain ASCII (GSM-7: 160 characters a segment, not 70).
@@ -149,6 +151,7 @@ impl Default for Settings {
             delivery_lease_secs: 30,
             delivery_grace_emergency_secs: 120,
             delivery_grace_routine_secs: 3600,
+            delivery_sweep_ms: 5000,
             delivery_batch: 500,
             sms_transliterate: false,
             clock_offset_ms: 0,
@@ -334,6 +337,9 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     positive("delivery_lease_secs", s.delivery_lease_secs)?;
     positive("delivery_grace_emergency_secs", s.delivery_grace_emergency_secs)?;
     positive("delivery_grace_routine_secs", s.delivery_grace_routine_secs)?;
+    if !(100..=3_600_000).contains(&s.delivery_sweep_ms) {
+        return Err(wrong("delivery_sweep_ms", "must be between 100 and 3600000"));
+    }
     if !(10..=5000).contains(&s.delivery_batch) {
         return Err(wrong("delivery_batch", "must be between 10 and 5000"));
     }
@@ -342,6 +348,7 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
         lease: Duration::from_secs(s.delivery_lease_secs),
         grace_emergency: Duration::from_secs(s.delivery_grace_emergency_secs),
         grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),
+        sweep_every: Duration::from_millis(s.delivery_sweep_ms),
         batch: s.delivery_batch,
         sms_transliterate: s.sms_transliterate,
         clock_offset_ms: s.clock_offset_ms,

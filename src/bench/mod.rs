@@ -1,13 +1,16 @@
 //! `hejnal bench`: measurements against the configured database and broker. Speed is
 //! measured here, never by timed assertions in tests; the numbers go to docs/performance.md.
-//! Point it at a throwaway database: it leaves its data behind.
+//! Point it at a throwaway database: it leaves its data behind. The seeding and the officials'
+//! desk are public because the fault suite (`tests/faults`) drives the service the same way.
 
 mod broadcast;
 mod estimate;
 mod queue;
 mod rss;
-mod seed;
+pub mod seed;
 mod sinks;
+
+pub use broadcast::{Desk, waiting};
 
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@ use sqlx::Connection;
 use crate::channels::PushTarget;
 
 /// Who gets which contacts.
-pub(super) struct SeedPlan<'a> {
+pub struct SeedPlan<'a> {
     pub subscribers: i64,
     /// Every resident whose id is a multiple of this has a phone (1: everyone, 2: half).
     pub phone_every: i64,
@@ -72,7 +72,7 @@ macro_rules! seed_on {
 }
 
 /// Seed into the (migrated) database at `url`.
-pub(super) async fn seed(url: &str, plan: &SeedPlan<'_>) -> anyhow::Result<()> {
+pub async fn seed(url: &str, plan: &SeedPlan<'_>) -> anyhow::Result<()> {
     if url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(url).await?;
         seed_on!(conn, plan, SUBSCRIBERS_SQLITE, "ANALYZE");

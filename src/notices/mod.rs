@@ -28,6 +28,8 @@ pub struct DeliverySettings {
     /// Deliveries waiting longer than this are queued again by the sweeper.
     pub grace_emergency: Duration,
     pub grace_routine: Duration,
+    /// How often the sweeper looks.
+    pub sweep_every: Duration,
     /// Deliveries per job.
     pub batch: u32,
     pub sms_transliterate: bool,
@@ -52,6 +54,7 @@ impl Default for DeliverySettings {
             lease: Duration::from_secs(30),
             grace_emergency: Duration::from_secs(120),
             grace_routine: Duration::from_secs(3600),
+            sweep_every: Duration::from_secs(5),
             batch: 500,
             sms_transliterate: false,
             clock_offset_ms: 0,

@@ -1,9 +1,7 @@
-//! The delivery sweeper: the database is the truth, the queue only a signal. Every few
-//! seconds it looks for deliveries left waiting past their lane's grace period (a lost Redis,
-//! a job that died) and fan-outs that never finished, and queues them again. A claim makes
-//! the repeat harmless: a delivery is sent by whoever takes it first.
-
-use std::time::Duration;
+//! The delivery sweeper: the database is the truth, the queue only a signal. Every
+//! `HEJNAL_DELIVERY_SWEEP_MS` it looks for deliveries left waiting past their lane's grace
+//! period (a lost Redis, a job that died) and fan-outs that never finished, and queues them
+//! again. A claim makes the repeat harmless: a delivery is sent by whoever takes it first.
 
 use hejnal_jobs::{Job, Lane, NewJob};
 use tokio_util::sync::CancellationToken;
@@ -11,11 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::SharedNotices;
 use crate::store::now_ms;
 
-/// How often it looks.
-const EVERY: Duration = Duration::from_secs(5);
-
 pub async fn run(ctx: SharedNotices, stop: CancellationToken) {
-    let mut every = tokio::time::interval(EVERY);
+    let mut every = tokio::time::interval(ctx.settings.sweep_every);
     loop {
         tokio::select! {
             _ = every.tick() => {}

@@ -4,7 +4,7 @@
 //! defaults; with CI=true a missing service fails the test instead of skipping it.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -234,46 +234,15 @@ impl TestApp {
     }
 }
 
-/// A `hejnal` child process, killed when dropped.
-pub struct Process {
-    pub child: Child,
-}
+#[path = "../support/process.rs"]
+mod process;
+pub use process::Process;
 
 impl Process {
+    /// `hejnal <args>` on this test's data, with `extra` variables; its log in the test output.
     pub fn start(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> Process {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hejnal"));
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::inherit());
-        for (k, v) in env.env_vars() {
-            cmd.env(k, v);
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Process { child: cmd.spawn().expect("start hejnal") }
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("kill");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Wait for the process to exit, up to `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let vars = env.env_vars().into_iter().chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Process::spawn(args, vars, Stdio::inherit())
     }
 }
 

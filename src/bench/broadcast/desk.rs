@@ -9,7 +9,7 @@ use crate::{
     store::DynStore,
 };
 
-pub(super) struct Desk {
+pub struct Desk {
     client: reqwest::Client,
     base: String,
     author: String,
@@ -18,14 +18,14 @@ pub(super) struct Desk {
 
 impl Desk {
     /// Two officials straight into the store (they never log in with a password here).
-    pub(super) async fn open(store: &DynStore, base: String) -> anyhow::Result<Desk> {
+    pub async fn open(store: &DynStore, base: String) -> anyhow::Result<Desk> {
         let author = official(store, "autorka@bench.krakow.pl", "author").await?;
         let approver = official(store, "zatwierdzajacy@bench.krakow.pl", "approver").await?;
         Ok(Desk { client: reqwest::Client::new(), base, author, approver })
     }
 
     /// Write and submit a notice; it then waits for approval. Returns its id.
-    pub(super) async fn draft_and_submit(&self, body: &Value) -> anyhow::Result<i64> {
+    pub async fn draft_and_submit(&self, body: &Value) -> anyhow::Result<i64> {
         let created = self.call(&self.author, reqwest::Method::POST, "/api/v1/notices", Some(body), 201).await?;
         let id = created["id"].as_i64().context("the created notice has no id")?;
         let submitted = self.call(&self.author, reqwest::Method::POST, &format!("/api/v1/notices/{id}/submit"), Some(&json!({})), 200).await?;
@@ -34,28 +34,45 @@ impl Desk {
     }
 
     /// The second official's approval, which publishes it.
-    pub(super) async fn approve(&self, id: i64) -> anyhow::Result<Value> {
+    pub async fn approve(&self, id: i64) -> anyhow::Result<Value> {
         self.call(&self.approver, reqwest::Method::POST, &format!("/api/v1/notices/{id}/approve"), Some(&json!({})), 200).await
     }
 
-    pub(super) async fn cancel(&self, id: i64) -> anyhow::Result<Value> {
+    pub async fn cancel(&self, id: i64) -> anyhow::Result<Value> {
         self.call(&self.approver, reqwest::Method::POST, &format!("/api/v1/notices/{id}/cancel"), Some(&json!({})), 200).await
     }
 
-    pub(super) async fn notice(&self, id: i64) -> anyhow::Result<Value> {
+    pub async fn notice(&self, id: i64) -> anyhow::Result<Value> {
         self.call(&self.author, reqwest::Method::GET, &format!("/api/v1/notices/{id}"), None, 200).await
     }
 
     async fn call(&self, token: &str, method: reqwest::Method, path: &str, body: Option<&Value>, expect: u16) -> anyhow::Result<Value> {
+        let (status, answer) = self.send(token, method, path, body, None).await.with_context(|| format!("{path}: no answer"))?;
+        ensure!(status == expect, "{path}: expected {expect}, got {status}: {answer}");
+        Ok(answer)
+    }
+
+    /// One request as `token` (see [`Desk::author`], [`Desk::approver`]), with an optional
+    /// `Idempotency-Key`: the status and the JSON body (null when there is none).
+    pub async fn send(&self, token: &str, method: reqwest::Method, path: &str, body: Option<&Value>, key: Option<&str>) -> reqwest::Result<(u16, Value)> {
         let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.with_context(|| format!("{path}: no answer"))?;
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        ensure!(status == expect, "{path}: expected {expect}, got {status}: {answer}");
-        Ok(answer)
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub fn author(&self) -> &str {
+        &self.author
+    }
+
+    pub fn approver(&self) -> &str {
+        &self.approver
     }
 }
 
@@ -67,7 +84,7 @@ async fn official(store: &DynStore, email: &str, role: &str) -> anyhow::Result<S
 }
 
 /// Deliveries still queued or sending, over every channel of a notice.
-pub(super) fn waiting(notice: &Value) -> i64 {
+pub fn waiting(notice: &Value) -> i64 {
     let Some(progress) = notice["progress"].as_object() else { return 0 };
     progress.values().map(|c| c["queued"].as_i64().unwrap_or(0) + c["sending"].as_i64().unwrap_or(0)).sum()
 }

@@ -10,6 +10,8 @@ mod campaign;
 mod desk;
 mod report;
 
+pub use desk::{Desk, waiting};
+
 use std::{process::ExitCode, time::Instant};
 
 use anyhow::Context;
@@ -21,7 +23,6 @@ use self::{
     alerts::{Alerts, AlertsResult},
     backend::{Backend, BackendChoice, Fresh},
     campaign::{Campaign, CampaignResult},
-    desk::Desk,
 };
 use super::{
     rss,
