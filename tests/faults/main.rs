@@ -7,5 +7,8 @@
 
 mod harness;
 
+mod providers_misbehave;
 mod redis_lost;
+mod skewed_schedulers;
+mod sms_failover;
 mod worker_killed;
