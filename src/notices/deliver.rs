@@ -35,10 +35,16 @@ pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) ->
     }
     let kind = ChannelKind::from_str(range.channel).map_err(HandlerError::Fatal)?;
     let spec: NoticeSpec = serde_json::from_str(&notice.spec).map_err(|e| HandlerError::Fatal(e.to_string()))?;
+    let emergency = super::fanout::lane_of(&notice) == hejnal_jobs::Lane::Emergency;
+    let _urgent = emergency.then(|| ctx.preempt.urgent());
+    if !emergency {
+        ctx.preempt.yield_to_urgent().await;
+    }
+    let now = now_ms();
     let lease_until = now + ctx.settings.lease.as_millis() as i64;
     let claimed = store.claim_deliveries(range, now, lease_until).await.map_err(retry)?;
     if !claimed.is_empty() {
-        let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed).await?;
+        let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed, emergency).await?;
         batch.send_all(ctx, claimed, worker_id).await?;
     }
     // What is still held (our transient failures, or another worker's sends) decides whether
@@ -59,12 +65,17 @@ struct Batch {
     rendered: HashMap<String, Rendered>,
     expires_at: Option<i64>,
     urgent: bool,
+    /// In the emergency lane: never pauses for other emergencies.
+    emergency: bool,
+    /// A routine batch pauses for emergencies only until then, well inside its lease, so that
+    /// nobody else takes up (and sends again) what it claimed.
+    pause_until: tokio::time::Instant,
     ttl: Duration,
     topic: String,
 }
 
 impl Batch {
-    async fn prepare(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, kind: ChannelKind, claimed: &[ClaimedDelivery]) -> Result<Batch, HandlerError> {
+    async fn prepare(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, kind: ChannelKind, claimed: &[ClaimedDelivery], emergency: bool) -> Result<Batch, HandlerError> {
         let contact_ids: Vec<i64> = claimed.iter().filter_map(|d| d.contact_id).collect();
         let targets = ctx.residents.store.delivery_targets(&contact_ids).await.map_err(retry)?;
         let mut rendered = HashMap::new();
@@ -83,6 +94,8 @@ impl Batch {
             rendered,
             expires_at: notice.expires_at,
             urgent: spec.severity.is_urgent(),
+            emergency,
+            pause_until: tokio::time::Instant::now() + ctx.settings.lease / 2,
             ttl,
             // One topic per chain, so an Update or Cancel replaces what the browser shows.
             topic: format!("notice-{}", notice.root_id.unwrap_or(notice.id)),
@@ -96,6 +109,7 @@ impl Batch {
             .map(|d| {
                 let channel = channel.clone();
                 async move {
+                    self.yield_to_urgent(ctx).await;
                     let _permit = throttle.acquire(self.urgent).await;
                     self.send_one(ctx, &*channel, &d).await
                 }
@@ -106,12 +120,19 @@ impl Batch {
             count(self.kind, &attempt.outcome);
             pending.push(attempt);
             if pending.len() >= FLUSH_EVERY {
+                self.yield_to_urgent(ctx).await;
                 ctx.residents.store.record_attempts(&pending, worker_id, now_ms()).await.map_err(retry)?;
                 pending.clear();
             }
         }
         ctx.residents.store.record_attempts(&pending, worker_id, now_ms()).await.map_err(retry)?;
         Ok(())
+    }
+
+    async fn yield_to_urgent(&self, ctx: &NoticesCtx) {
+        if !self.emergency {
+            let _ = tokio::time::timeout_at(self.pause_until, ctx.preempt.yield_to_urgent()).await;
+        }
     }
 
     async fn send_one(&self, ctx: &NoticesCtx, channel: &dyn crate::channels::Channel, d: &ClaimedDelivery) -> Attempt {

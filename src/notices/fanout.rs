@@ -34,19 +34,24 @@ pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
         _ => return Ok(()), // cancelled or never published: nothing to send
     }
     let spec: NoticeSpec = serde_json::from_str(&notice.spec).map_err(|e| HandlerError::Fatal(format!("notice {notice_id}: {e}")))?;
+    let lane = lane_of(&notice);
+    let _urgent = (lane == Lane::Emergency).then(|| ctx.preempt.urgent());
     if spec.msg_type == MsgType::Cancel {
         cancel_original(ctx, &notice, now).await?;
     }
-    let ranges = insert_deliveries(ctx, &notice, &spec, now).await?;
+    // Urgent notices hold nobody for quiet hours, so each channel's jobs go out as soon as its
+    // rows exist: the first SMS does not wait for the email and push rows.
+    let urgent = spec.severity.is_urgent();
+    let (ranges, mut queued) = insert_deliveries(ctx, &notice, &spec, now, urgent.then_some(lane)).await?;
     let recipients: i64 = ranges.iter().map(|(_, r)| r.count).sum();
-    let holds = if spec.severity.is_urgent() { vec![] } else { hold_quiet_residents(ctx, notice_id).await? };
-    let lane = lane_of(&notice);
-    let jobs = batch_jobs(&ranges, notice_id, lane, ctx.settings.batch as i64, &holds, now);
-    for chunk in jobs.chunks(1000) {
-        ctx.queue.push(chunk).await.map_err(|e| retry(e.to_string()))?;
+    if !urgent {
+        let holds = hold_quiet_residents(ctx, notice_id).await?;
+        let jobs = batch_jobs(&ranges, notice_id, lane, ctx.settings.batch as i64, &holds, now);
+        push_jobs(ctx, &jobs).await?;
+        queued = jobs.len();
     }
     store.finish_fan_out(notice_id, recipients, now_ms()).await.map_err(retry)?;
-    tracing::info!(notice_id, recipients, jobs = jobs.len(), "fan-out done");
+    tracing::info!(notice_id, recipients, jobs = queued, "fan-out done");
     metrics::counter!("hejnal_deliveries_created_total", "lane" => lane.as_str()).increment(recipients as u64);
     Ok(())
 }
@@ -63,7 +68,9 @@ async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Resu
     Ok(())
 }
 
-async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64) -> Result<Vec<(String, InsertedRange)>, HandlerError> {
+/// The delivery rows, channel by channel; with `queue_now`, each channel's jobs are queued in
+/// that lane right after its rows. Returns the ranges and how many jobs were queued.
+async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64, queue_now: Option<Lane>) -> Result<(Vec<(String, InsertedRange)>, usize), HandlerError> {
     let store = &ctx.residents.store;
     let (district_any, interest_any, channels) = match (&spec.audience, notice.references_id) {
         (Some(a), None) => {
@@ -77,8 +84,11 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
         // An Update or Cancel follows the original, channel by channel.
         _ => (0, 0, ["sms", "email", "push"].map(String::from).to_vec()),
     };
-    let mut ranges = Vec::new();
+    let (mut ranges, mut queued) = (Vec::new(), 0);
     for channel in channels {
+        if lane_of(notice) == Lane::Routine {
+            ctx.preempt.yield_to_urgent().await;
+        }
         let plan = FanoutPlan {
             notice_id: notice.id,
             channel: channel.clone(),
@@ -90,9 +100,14 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
         let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
         if range.count > 0 {
             ranges.push((channel, range));
+            if let Some(lane) = queue_now {
+                let jobs = batch_jobs(&ranges[ranges.len() - 1..], notice.id, lane, ctx.settings.batch as i64, &[], now);
+                push_jobs(ctx, &jobs).await?;
+                queued += jobs.len();
+            }
         }
     }
-    Ok(ranges)
+    Ok((ranges, queued))
 }
 
 /// Hold the deliveries of residents now in their quiet hours; returns when each hold ends (ms).
@@ -130,6 +145,13 @@ fn batch_jobs(ranges: &[(String, InsertedRange)], notice_id: i64, lane: Lane, ba
         }
     }
     jobs
+}
+
+async fn push_jobs(ctx: &NoticesCtx, jobs: &[NewJob]) -> Result<(), HandlerError> {
+    for chunk in jobs.chunks(1000) {
+        ctx.queue.push(chunk).await.map_err(|e| retry(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn retry(e: impl std::fmt::Display) -> HandlerError {

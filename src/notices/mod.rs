@@ -6,6 +6,7 @@
 
 pub mod deliver;
 pub mod fanout;
+pub mod preempt;
 pub mod render;
 pub mod service;
 pub mod spec;
@@ -68,6 +69,8 @@ pub struct NoticesCtx {
     pub residents: SharedResidents,
     pub queue: Queue,
     pub settings: DeliverySettings,
+    /// Emergency jobs pause this process's routine ones.
+    pub preempt: preempt::Preemption,
 }
 
 pub type SharedNotices = Arc<NoticesCtx>;

@@ -50,8 +50,9 @@ impl Alerts<'_> {
             self.sinks.smtp.add_watch(&watch);
             self.sinks.push.add_watch(&watch);
             let id = self.desk.draft_and_submit(&extreme(&marker, district)).await?;
-            let approved_at = Instant::now();
+            let (approved_at, approved_wall) = (Instant::now(), chrono::Utc::now());
             self.desk.approve(id).await?;
+            let answered_ms = ms(approved_at.elapsed());
             let recipients = self.follow(id, &watch).await?;
             let first = watch.first_at().context("no first message")?;
             result.first_ms.push(ms(first - approved_at));
@@ -63,6 +64,7 @@ impl Alerts<'_> {
             }
             result.recipients.push(recipients);
             eprintln!("bench: alert {k}: first message after {:.1} ms, {recipients} recipients", ms(first - approved_at));
+            self.print_stages(id, approved_wall, answered_ms, ms(first - approved_at)).await?;
             self.cancel_and_settle(id).await?;
         }
         Ok(result)
@@ -83,6 +85,21 @@ impl Alerts<'_> {
             ensure!(Instant::now() < deadline, "alert {id} reached {} messages in {ALERT_LIMIT:?}", watch.count());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Where an alert's first-message time went: the approval's answer, publication to the
+    /// end of the fan-out (server stamps), and the rest (queue, claim, send).
+    async fn print_stages(&self, id: i64, approved: chrono::DateTime<chrono::Utc>, answered_ms: f64, first_ms: f64) -> anyhow::Result<()> {
+        let notice = self.desk.notice(id).await?;
+        let stamp = |v: &Value| v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        let since = |v: &Value| stamp(v).map(|t| (t.with_timezone(&chrono::Utc) - approved).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        let (published, fanned) = (since(&notice["published_at"]), since(&notice["fanout"]["done_at"]));
+        eprintln!(
+            "bench:   approve answered {answered_ms:.1} ms; published +{:.1} ms; fan-out done +{:.1} ms; first message +{first_ms:.1} ms",
+            published.unwrap_or(f64::NAN),
+            fanned.unwrap_or(f64::NAN)
+        );
+        Ok(())
     }
 
     async fn cancel_and_settle(&self, id: i64) -> anyhow::Result<()> {
