@@ -51,6 +51,16 @@ async fn with_one_gateway_always_failing_its_traffic_moves_to_the_healthy_one_wi
     let count_of = |name: &str| tries.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
     let (primary, second) = (count_of("primary"), count_of("backup"));
     assert_eq!((primary as u64, second as u64), (cluster.sms.count(), backup.count()), "the trace and the gateways' logs disagree: {tries:?}");
+    // Each failed try was retried at once, in the same attempt, on the other gateway.
+    let (unfollowed,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM delivery_events f WHERE f.outcome = 'failover' AND NOT EXISTS
+           (SELECT 1 FROM delivery_events s WHERE s.delivery_id = f.delivery_id AND s.attempt = f.attempt
+              AND s.outcome = 'sent' AND s.provider = 'backup')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unfollowed, 0, "tries failed over without a send on the other gateway in the same attempt");
     // Per second from the first try: the primary's share of the tries in that second.
     let seconds: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT (e.at - f.first) / 1000 AS second, count(*) FILTER (WHERE e.provider = 'primary'), count(*)
