@@ -21,6 +21,7 @@ const FLUSH_EVERY: usize = 100;
 
 pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
+    tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, "delivery job started");
     let Some(notice) = store.notice(range.notice_id).await.map_err(retry)? else {
         return Err(HandlerError::Fatal(format!("notice {} does not exist", range.notice_id)));
     };
@@ -43,6 +44,7 @@ pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) ->
     let now = now_ms();
     let lease_until = now + ctx.settings.lease.as_millis() as i64;
     let claimed = store.claim_deliveries(range, now, lease_until).await.map_err(retry)?;
+    tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, claimed = claimed.len(), emergency, "claimed");
     if !claimed.is_empty() {
         let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed, emergency).await?;
         batch.send_all(ctx, claimed, worker_id).await?;

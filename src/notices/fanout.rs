@@ -16,6 +16,7 @@ use crate::{
 
 pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
+    tracing::debug!(notice_id, "fan-out started");
     let Some(mut notice) = store.notice(notice_id).await.map_err(retry)? else {
         return Err(HandlerError::Fatal(format!("notice {notice_id} does not exist")));
     };
@@ -98,6 +99,7 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
             follows: notice.references_id,
         };
         let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
+        tracing::debug!(notice_id = notice.id, channel, rows = range.count, "channel fanned out");
         if range.count > 0 {
             ranges.push((channel, range));
             if let Some(lane) = queue_now {
