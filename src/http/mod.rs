@@ -19,6 +19,8 @@ pub mod ratelimit;
 mod reference;
 mod state;
 mod subscriptions;
+mod survey_pages;
+mod surveys;
 
 use axum::{Json, Router, http::HeaderName, middleware, routing::get};
 use tower_http::{
@@ -42,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     let public = OpenApiRouter::new()
         .merge(subscriptions::router())
         .merge(preferences::router())
+        .merge(surveys::public_router())
         .layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
@@ -49,11 +52,12 @@ pub fn app(state: AppState) -> Router {
         .merge(officials::router())
         .merge(notices::router())
         .merge(notice_templates::router())
+        .merge(surveys::router())
         .merge(inbound::router())
         .merge(public)
         .split_for_parts();
     let spec = Json(spec);
-    let pages = pages::router().layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
+    let pages = pages::router().merge(survey_pages::router()).layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     router
         .merge(pages)
         .merge(dev::router())

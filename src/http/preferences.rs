@@ -218,10 +218,21 @@ pub struct ConsentRecord {
     pub at: i64,
 }
 
+/// One of the resident's survey answers (given through their invitation).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SurveyAnswerRecord {
+    pub survey_id: i64,
+    #[schema(value_type = Object)]
+    pub answers: serde_json::Value,
+    /// Milliseconds since the epoch.
+    pub updated_at: i64,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Export {
     pub preferences: Preferences,
     pub consents: Vec<ConsentRecord>,
+    pub survey_answers: Vec<SurveyAnswerRecord>,
     pub exported_at: String,
 }
 
@@ -238,5 +249,12 @@ async fn export(State(state): State<AppState>, Path(token): Path<String>) -> Res
         .into_iter()
         .map(|(channel, consent_version, action, method, at)| ConsentRecord { channel, consent_version, action, method, at })
         .collect();
-    Ok(Json(Export { preferences, consents, exported_at: chrono::Utc::now().to_rfc3339() }))
+    let survey_answers = state
+        .store
+        .answers_of_resident(&id)
+        .await?
+        .into_iter()
+        .map(|(survey_id, answers, updated_at)| SurveyAnswerRecord { survey_id, answers: serde_json::from_str(&answers).unwrap_or_default(), updated_at })
+        .collect();
+    Ok(Json(Export { preferences, consents, survey_answers, exported_at: chrono::Utc::now().to_rfc3339() }))
 }

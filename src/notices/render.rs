@@ -14,6 +14,10 @@ use crate::{
 /// Stands in for the recipient's preferences link until `for_recipient`.
 const LINK: &str = "\u{1}LINK\u{1}";
 
+/// Stands in for the recipient's own survey link (`/s/{token}`) in a survey invitation's
+/// texts until `for_invitee`.
+pub const SURVEY_LINK: &str = "\u{1}SURVEY\u{1}";
+
 /// One channel's text in one language, the link still to fill in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -39,6 +43,14 @@ impl Rendered {
             text: self.text.replace(LINK, preferences_url),
             html: self.html.as_ref().map(|h| h.replace(LINK, preferences_url)),
         }
+    }
+
+    /// A survey invitation: the preferences link and the recipient's survey link.
+    pub fn for_invitee(&self, preferences_url: &str, survey_url: &str) -> Personal {
+        let mut p = self.for_recipient(preferences_url);
+        p.text = p.text.replace(SURVEY_LINK, survey_url);
+        p.html = p.html.map(|h| h.replace(SURVEY_LINK, survey_url));
+        p
     }
 }
 

@@ -12,4 +12,5 @@ mod processes;
 mod queue;
 mod residents;
 mod store;
+mod surveys;
 mod testkit;
