@@ -160,6 +160,42 @@ mod tests {
         assert!(push.subject.starts_with("[ĆWICZENIA]"), "{push:?}");
     }
 
+    /// An official's text, fenced with « » (which no template writes and no escaping changes)
+    /// so that a test can find exactly where it landed.
+    fn fenced() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::prelude::any::<String>()
+            .prop_filter("no fence, no link placeholder", |s| !s.contains(['«', '»', '\u{1}']))
+            .prop_map(|s| format!("«{s}»"))
+    }
+
+    fn spec_with(title: &str, body: &str) -> NoticeSpec {
+        let mut spec = spec("Actual");
+        let pl = spec.texts.get_mut("pl").unwrap();
+        pl.title = title.to_owned();
+        pl.body = body.to_owned();
+        spec
+    }
+
+    proptest::proptest! {
+        /// Whatever an official writes, the HTML email carries it escaped, and the SMS, the
+        /// email's text part and its subject carry it exactly as written.
+        #[test]
+        fn only_html_is_escaped(title in fenced(), body in fenced()) {
+            let m = Messages::new();
+            let spec = spec_with(&title, &body);
+            let email = render(&m, &spec, ChannelKind::Email, Language::Pl, false).unwrap().for_recipient("https://x/p/t");
+            let html = email.html.unwrap();
+            for text in [&title, &body] {
+                proptest::prop_assert!(html.contains(&handlebars::html_escape(text)), "{:?} not escaped in {}", text, html);
+                proptest::prop_assert!(email.text.contains(text.as_str()), "{:?} changed in the text part", text);
+            }
+            proptest::prop_assert!(email.subject.contains(title.trim()), "{:?} changed in the subject {:?}", title, email.subject);
+            let sms = render(&m, &spec, ChannelKind::Sms, Language::Pl, false).unwrap().for_recipient("https://x/p/t");
+            proptest::prop_assert!(sms.text.contains(&format!("{title}: {body}")), "{:?}", sms.text);
+        }
+    }
+
     #[test]
     fn transliteration_makes_a_polish_sms_plain_ascii() {
         let m = Messages::new();

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod attacks;
 mod channels;
 mod cli;
 mod http;
