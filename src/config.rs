@@ -78,6 +78,8 @@ pub struct Settings {
     // Notices and deliveries (see `crate::notices::DeliverySettings`).
     /// Planned and info notices also need a second official (Actual alerts always do).
     pub approval_for_routine: bool,
+    /// Publishing a survey also needs a second official.
+    pub approval_for_surveys: bool,
     /// How long a worker holds a delivery it is sending before another may take it up.
     pub delivery_lease_secs: u64,
     /// Deliveries left pending this long are queued again by the sweeper.
@@ -148,6 +150,7 @@ impl Default for Settings {
             sms_inbound_secret: None,
             token_ttl_days: 90,
             approval_for_routine: true,
+            approval_for_surveys: false,
             delivery_lease_secs: 30,
             delivery_grace_emergency_secs: 120,
             delivery_grace_routine_secs: 3600,
@@ -345,6 +348,7 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     }
     Ok(crate::notices::DeliverySettings {
         approval_for_routine: s.approval_for_routine,
+        approval_for_surveys: s.approval_for_surveys,
         lease: Duration::from_secs(s.delivery_lease_secs),
         grace_emergency: Duration::from_secs(s.delivery_grace_emergency_secs),
         grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),

@@ -28,6 +28,7 @@ pub mod notices;
 pub mod pages;
 pub mod residents;
 pub mod store;
+pub mod surveys;
 pub mod telemetry;
 pub mod testkit;
 pub mod worker;

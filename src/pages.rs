@@ -12,6 +12,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("link_invalid", include_str!("../templates/pages/link_invalid.hbs")),
     ("erased", include_str!("../templates/pages/erased.hbs")),
     ("preferences", include_str!("../templates/pages/preferences.hbs")),
+    ("survey", include_str!("../templates/pages/survey.hbs")),
+    ("survey_thanks", include_str!("../templates/pages/survey_thanks.hbs")),
+    ("survey_closed", include_str!("../templates/pages/survey_closed.hbs")),
+    ("survey_not_open", include_str!("../templates/pages/survey_not_open.hbs")),
+    ("survey_cookie", include_str!("../templates/pages/survey_cookie.hbs")),
 ];
 
 pub struct Pages {

@@ -25,7 +25,13 @@ impl EmailAddress {
         if labels.len() < 2 || !labels.iter().all(label_ok) {
             return Err(format!("{domain:?} is not a domain like example.pl"));
         }
-        Ok(EmailAddress(format!("{local}@{}", domain.to_lowercase())))
+        let domain = domain.to_lowercase();
+        // What the mailer refuses could never be confirmed (found by a property test: `(@a.pl`).
+        match lettre::Address::new(local, &domain) {
+            Ok(_) => Ok(EmailAddress(format!("{local}@{domain}"))),
+            Err(lettre::address::AddressError::InvalidDomain) => Err(format!("{domain:?} is not a domain like example.pl")),
+            Err(_) => Err(format!("{local:?} has a character not allowed before @")),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -48,9 +54,27 @@ mod tests {
         assert_eq!(EmailAddress::parse("  Anna.Nowak@Gmail.COM ").unwrap().as_str(), "Anna.Nowak@gmail.com");
     }
 
+    /// Address-like text, with the characters that break addresses mixed in.
+    fn address_like() -> impl proptest::strategy::Strategy<Value = String> {
+        "[ a-zA-Z0-9._%+<>,;\"\\r\n\t(){}ąłżЯ-]{0,12}@[a-zA-Z0-9.ąłЯ _-]{0,16}"
+    }
+
+    proptest::proptest! {
+        /// What the parser accepts, the mailer can send to, and parsing it again changes nothing.
+        #[test]
+        fn an_accepted_address_can_be_mailed(raw in proptest::prop_oneof![address_like(), proptest::prelude::any::<String>()]) {
+            if let Ok(address) = EmailAddress::parse(&raw) {
+                let s = address.as_str();
+                proptest::prop_assert!(!s.chars().any(|c| c.is_whitespace() || c.is_control()), "{:?}", s);
+                proptest::prop_assert!(s.parse::<lettre::Address>().is_ok(), "lettre refuses {:?}", s);
+                proptest::prop_assert_eq!(EmailAddress::parse(s).map(|a| a.as_str().to_owned()), Ok(s.to_owned()));
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_refused_with_a_reason() {
-        for bad in ["anna", "@x.pl", "anna@", "anna@localhost", "an na@x.pl", "anna@x..pl", "a<b>@x.pl"] {
+        for bad in ["anna", "@x.pl", "anna@", "anna@localhost", "an na@x.pl", "anna@x..pl", "a<b>@x.pl", "(@a.pl", "a..b@x.pl", ".a@x.pl"] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
     }

@@ -76,4 +76,24 @@ mod tests {
             assert!(PhoneNumber::parse(bad, &pl()).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever is typed, an accepted number is Polish E.164, and parsing it again keeps it.
+        #[test]
+        fn an_accepted_number_is_polish_e164(raw in proptest::prop_oneof!["[+]?[0-9 ()./-]{0,18}", proptest::prelude::any::<String>()]) {
+            if let Ok(number) = PhoneNumber::parse(&raw, &pl()) {
+                let s = number.as_str();
+                proptest::prop_assert!(s.starts_with("+48") && s.len() == 12 && s[1..].chars().all(|c| c.is_ascii_digit()), "{:?} gave {:?}", raw, s);
+                proptest::prop_assert_eq!(PhoneNumber::parse(s, &pl()).map(|n| n.as_str().to_owned()), Ok(s.to_owned()));
+            }
+        }
+
+        /// Spaces, dashes, dots and brackets never change the number.
+        #[test]
+        fn separators_do_not_matter(digits in "[5-8][0-9]{8}", seps in proptest::collection::vec("[ ().-]{0,2}", 9)) {
+            let spaced: String = digits.chars().zip(&seps).flat_map(|(d, sep)| std::iter::once(d).chain(sep.chars())).collect();
+            let plain = PhoneNumber::parse(&digits, &pl()).map(|n| n.as_str().to_owned());
+            proptest::prop_assert_eq!(PhoneNumber::parse(&spaced, &pl()).map(|n| n.as_str().to_owned()), plain);
+        }
+    }
 }

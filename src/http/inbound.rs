@@ -45,7 +45,7 @@ pub struct DeliveryReport {
 
 /// A delivery report from the SMS provider: moves a sent message to delivered or failed.
 /// Reports may come twice or out of order; a delivery only ever moves forward.
-#[utoipa::path(post, path = "/api/v1/sms/receipts", tag = "providers", request_body = DeliveryReport,
+#[utoipa::path(post, path = "/api/v1/sms/receipts", tag = "providers", request_body = DeliveryReport, security(("provider" = [])),
     responses((status = 200, body = InboundAck), (status = 401), (status = 422), (status = 503)))]
 async fn receipt(State(state): State<AppState>, headers: HeaderMap, ApiJson(report): ApiJson<DeliveryReport>) -> Result<Json<InboundAck>, ApiError> {
     check_provider(&state, &headers)?;
@@ -79,7 +79,7 @@ pub struct InboundAck {
 }
 
 /// Take a reply from the SMS provider.
-#[utoipa::path(post, path = "/api/v1/sms/inbound", tag = "providers", request_body = InboundSms,
+#[utoipa::path(post, path = "/api/v1/sms/inbound", tag = "providers", request_body = InboundSms, security(("provider" = [])),
     responses((status = 200, body = InboundAck), (status = 401), (status = 503)))]
 async fn inbound(State(state): State<AppState>, headers: HeaderMap, ApiJson(sms): ApiJson<InboundSms>) -> Result<Json<InboundAck>, ApiError> {
     check_provider(&state, &headers)?;

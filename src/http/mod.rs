@@ -13,12 +13,16 @@ mod notice_templates;
 mod notices;
 mod officials;
 mod one_click;
+mod openapi;
+mod params;
 mod pages;
 mod preferences;
 pub mod ratelimit;
 mod reference;
 mod state;
 mod subscriptions;
+mod survey_pages;
+mod surveys;
 
 use axum::{Json, Router, http::HeaderName, middleware, routing::get};
 use tower_http::{
@@ -30,10 +34,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use state::AppState;
 
-#[derive(OpenApi)]
-#[openapi(info(title = "Hejnał", description = "Notifications and surveys of a city contact centre"))]
-struct ApiDoc;
-
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application.
@@ -42,18 +42,21 @@ pub fn app(state: AppState) -> Router {
     let public = OpenApiRouter::new()
         .merge(subscriptions::router())
         .merge(preferences::router())
+        .merge(surveys::public_router())
         .layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
-    let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let rate_limited = openapi::paths(public.get_openapi());
+    let (router, spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(reference::router())
         .merge(officials::router())
         .merge(notices::router())
         .merge(notice_templates::router())
+        .merge(surveys::router())
         .merge(inbound::router())
         .merge(public)
         .split_for_parts();
-    let spec = Json(spec);
-    let pages = pages::router().layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
+    let spec = Json(openapi::finish(spec, &rate_limited));
+    let pages = pages::router().merge(survey_pages::router()).layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
     router
         .merge(pages)
         .merge(dev::router())

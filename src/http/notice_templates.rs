@@ -1,11 +1,11 @@
 //! Pre-approved notice templates (the break-glass path) and the test audience that Exercise
 //! and Test notices reach.
 
-use axum::{Json, extract::{Path, State}, http::StatusCode};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, auth::CurrentOfficial, error::ApiError, json::ApiJson, notices::present};
+use super::{AppState, auth::CurrentOfficial, error::ApiError, json::ApiJson, notices::present, params::Path};
 use crate::{
     notices::{service, spec::NoticeSpec, view::NoticeView},
     store::{TemplateRow, now_ms},

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, convert::Infallible, str::FromStr, time::Durati
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::{Response, Sse, sse::Event},
 };
@@ -13,7 +13,7 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, auth::CurrentOfficial, error::ApiError, idempotency, json::ApiJson};
+use super::{AppState, auth::CurrentOfficial, error::ApiError, idempotency, json::ApiJson, params::Path};
 use crate::{
     channels::{ChannelKind, sms::text::{SmsStats, analyse}},
     domain::Language,
@@ -185,6 +185,7 @@ async fn approve(State(state): State<AppState>, official: CurrentOfficial, heade
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rejection {
+    #[schema(min_length = 1)]
     pub reason: String,
 }
 

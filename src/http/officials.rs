@@ -56,6 +56,7 @@ async fn import(State(state): State<AppState>, official: CurrentOfficial, body: 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateRequest {
+    #[schema(min_items = 1)]
     pub districts: Vec<String>,
     #[serde(default)]
     pub interests: Vec<String>,

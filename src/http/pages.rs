@@ -136,7 +136,7 @@ fn not_found(state: &AppState) -> Response {
     page(state, "link_invalid", Language::Pl, StatusCode::NOT_FOUND, json!({}))
 }
 
-fn page(state: &AppState, name: &str, lang: Language, status: StatusCode, mut data: Value) -> Response {
+pub(super) fn page(state: &AppState, name: &str, lang: Language, status: StatusCode, mut data: Value) -> Response {
     data["t"] = state.pages.strings(lang);
     data["lang"] = json!(lang.as_str());
     match state.pages.render(name, &data) {

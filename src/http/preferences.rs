@@ -5,14 +5,14 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::Redirect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, error::{ApiError, FieldError}, json::ApiJson, one_click::asks_one_click};
+use super::{AppState, error::{ApiError, FieldError}, json::ApiJson, one_click::asks_one_click, params::{Path, Query}};
 use crate::{
     channels::ChannelKind,
     domain::{Language, QuietHours, QuietHoursJson},
@@ -155,6 +155,15 @@ pub struct OneClickQuery {
     pub channel: Option<String>,
 }
 
+/// The form a mail client posts (RFC 8058). Documentation only: the handler reads the body
+/// itself (`one_click::asks_one_click`), as a form or as multipart.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OneClickForm {
+    #[schema(rename = "List-Unsubscribe", pattern = "^One-Click$")]
+    list_unsubscribe: String,
+}
+
 /// The answer to a one-click unsubscribe. A mail provider makes the request, so it holds none
 /// of the resident's data.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -166,7 +175,7 @@ pub struct OneClickDone {
 /// URL in an email's `List-Unsubscribe` header. The withdrawal is recorded as `one_click`.
 /// Repeating it changes nothing more.
 #[utoipa::path(post, path = "/api/v1/preferences/{token}/one-click", tag = "residents", params(OneClickQuery),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+    request_body(content = OneClickForm, content_type = "application/x-www-form-urlencoded",
         description = "`List-Unsubscribe=One-Click`, as a form or as multipart/form-data"),
     responses((status = 200, body = OneClickDone), (status = 404), (status = 410), (status = 422)))]
 async fn one_click(
@@ -218,10 +227,21 @@ pub struct ConsentRecord {
     pub at: i64,
 }
 
+/// One of the resident's survey answers (given through their invitation).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SurveyAnswerRecord {
+    pub survey_id: i64,
+    #[schema(value_type = Object)]
+    pub answers: serde_json::Value,
+    /// Milliseconds since the epoch.
+    pub updated_at: i64,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Export {
     pub preferences: Preferences,
     pub consents: Vec<ConsentRecord>,
+    pub survey_answers: Vec<SurveyAnswerRecord>,
     pub exported_at: String,
 }
 
@@ -238,5 +258,12 @@ async fn export(State(state): State<AppState>, Path(token): Path<String>) -> Res
         .into_iter()
         .map(|(channel, consent_version, action, method, at)| ConsentRecord { channel, consent_version, action, method, at })
         .collect();
-    Ok(Json(Export { preferences, consents, exported_at: chrono::Utc::now().to_rfc3339() }))
+    let survey_answers = state
+        .store
+        .answers_of_resident(&id)
+        .await?
+        .into_iter()
+        .map(|(survey_id, answers, updated_at)| SurveyAnswerRecord { survey_id, answers: serde_json::from_str(&answers).unwrap_or_default(), updated_at })
+        .collect();
+    Ok(Json(Export { preferences, consents, survey_answers, exported_at: chrono::Utc::now().to_rfc3339() }))
 }

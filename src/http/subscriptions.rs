@@ -55,6 +55,8 @@ async fn subscribe(State(state): State<AppState>, ApiJson(req): ApiJson<Subscrib
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyCode {
     pub phone: String,
+    /// The 6 digits from the SMS.
+    #[schema(pattern = "^\\s*[0-9]{6}\\s*$")]
     pub code: String,
 }
 

@@ -21,6 +21,7 @@ const FLUSH_EVERY: usize = 100;
 
 pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
+    tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, "delivery job started");
     let Some(notice) = store.notice(range.notice_id).await.map_err(retry)? else {
         return Err(HandlerError::Fatal(format!("notice {} does not exist", range.notice_id)));
     };
@@ -43,6 +44,7 @@ pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) ->
     let now = now_ms();
     let lease_until = now + ctx.settings.lease.as_millis() as i64;
     let claimed = store.claim_deliveries(range, now, lease_until).await.map_err(retry)?;
+    tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, claimed = claimed.len(), emergency, "claimed");
     if !claimed.is_empty() {
         let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed, emergency).await?;
         batch.send_all(ctx, claimed, worker_id).await?;
@@ -72,6 +74,8 @@ struct Batch {
     pause_until: tokio::time::Instant,
     ttl: Duration,
     topic: String,
+    /// A survey invitation: each recipient's invitation id, by subscriber.
+    invitations: Option<HashMap<i64, i64>>,
 }
 
 impl Batch {
@@ -87,6 +91,7 @@ impl Batch {
                 rendered.insert(d.language.clone(), r);
             }
         }
+        let invitations = if notice.kind == "survey" { Some(invitations(ctx, notice.id, claimed).await?) } else { None };
         let ttl = notice.expires_at.map(|e| Duration::from_millis((e - now_ms()).max(60_000) as u64)).unwrap_or(Duration::from_secs(24 * 3600));
         Ok(Batch {
             kind,
@@ -99,6 +104,7 @@ impl Batch {
             ttl,
             // One topic per chain, so an Update or Cancel replaces what the browser shows.
             topic: format!("notice-{}", notice.root_id.unwrap_or(notice.id)),
+            invitations,
         })
     }
 
@@ -146,10 +152,17 @@ impl Batch {
         if self.expires_at.is_some_and(|e| e <= now_ms()) {
             return unsent(AttemptOutcome::Expired);
         }
+        let invitation = match &self.invitations {
+            Some(by_subscriber) => match by_subscriber.get(&d.subscriber_id) {
+                Some(id) => Some(*id),
+                None => return unsent(AttemptOutcome::Cancelled { reason: "no invitation for this resident".into() }),
+            },
+            None => None,
+        };
         if d.attempts > crate::channels::backoff::MAX_ATTEMPTS as i32 {
             return unsent(AttemptOutcome::Failed { reason: format!("gave up after {} attempts", d.attempts - 1) });
         }
-        let message = self.message(ctx, d, target);
+        let message = self.message(ctx, d, target, invitation);
         let traced = channel.send_traced(&address(self.kind, target), &message).await;
         let maybe_sent = traced.result.as_ref().err().is_some_and(SendError::may_have_been_sent);
         let outcome = match traced.result {
@@ -170,21 +183,38 @@ impl Batch {
         Attempt { delivery_id: d.id, attempt: d.attempts, outcome, provider: Some(traced.provider), maybe_sent, failed_over }
     }
 
-    fn message(&self, ctx: &NoticesCtx, d: &ClaimedDelivery, target: &DeliveryTarget) -> Message {
+    fn message(&self, ctx: &NoticesCtx, d: &ClaimedDelivery, target: &DeliveryTarget, invitation: Option<i64>) -> Message {
         let token = ctx.residents.links.sign(&target.public_id);
         let preferences = ctx.residents.public_url(&format!("preferences/{token}"));
-        let personal = self.rendered[&d.language].for_recipient(&preferences);
+        let rendered = &self.rendered[&d.language];
+        let (personal, link) = match invitation {
+            Some(id) => {
+                let survey = crate::surveys::invitation_url(&ctx.residents, id);
+                (rendered.for_invitee(&preferences, &survey), survey)
+            }
+            None => (rendered.for_recipient(&preferences), preferences),
+        };
         let mut m = Message::new(d.id.to_string(), personal.subject, personal.text);
         m.html = personal.html;
         m.urgent = self.urgent;
         m.ttl = self.ttl;
         m.topic = Some(self.topic.clone());
-        m.link = Some(preferences);
+        m.link = Some(link);
         if self.kind == ChannelKind::Email {
             m.unsubscribe_url = Some(crate::residents::one_click_url(&ctx.residents.public_url, &token));
         }
         m
     }
+}
+
+/// The invitation of each claimed recipient of a survey's invitation notice.
+async fn invitations(ctx: &NoticesCtx, notice_id: i64, claimed: &[ClaimedDelivery]) -> Result<HashMap<i64, i64>, HandlerError> {
+    let store = &ctx.residents.store;
+    let Some(survey_id) = store.survey_of_notice(notice_id).await.map_err(retry)? else {
+        return Err(HandlerError::Fatal(format!("notice {notice_id} invites to no survey")));
+    };
+    let subscribers: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
+    Ok(store.invitations_of(survey_id, &subscribers).await.map_err(retry)?.into_iter().collect())
 }
 
 fn address(kind: ChannelKind, t: &DeliveryTarget) -> Address {

@@ -14,8 +14,14 @@ use crate::{
     store::{FanoutPlan, InsertedRange, NoticeRow, ScheduledPublish, Transition, now_ms},
 };
 
+/// Subscriber ids per fan-out statement: an emergency's first jobs go out once the first
+/// chunk's rows exist, not the whole city's (at 1M residents a channel's statement takes
+/// about a second).
+const FANOUT_CHUNK: i64 = 50_000;
+
 pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
+    tracing::debug!(notice_id, "fan-out started");
     let Some(mut notice) = store.notice(notice_id).await.map_err(retry)? else {
         return Err(HandlerError::Fatal(format!("notice {notice_id} does not exist")));
     };
@@ -39,10 +45,15 @@ pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     if spec.msg_type == MsgType::Cancel {
         cancel_original(ctx, &notice, now).await?;
     }
-    // Urgent notices hold nobody for quiet hours, so each channel's jobs go out as soon as its
-    // rows exist: the first SMS does not wait for the email and push rows.
-    let urgent = spec.severity.is_urgent();
-    let (ranges, mut queued) = insert_deliveries(ctx, &notice, &spec, now, urgent.then_some(lane)).await?;
+    // Urgent notices hold nobody for quiet hours, so each chunk's jobs go out as soon as its
+    // rows exist: the first SMS does not wait for the rest of the city's rows.
+    let urgent = spec.severity.is_urgent() && notice.kind != "survey";
+    let (ranges, mut queued, district_any) = insert_deliveries(ctx, &notice, &spec, now, urgent.then_some(lane)).await?;
+    if notice.kind == "survey" {
+        // Before any delivery job: each invitation's link names its invitation.
+        let invited = store.create_invitations(notice_id, district_any, now).await.map_err(retry)?;
+        tracing::info!(notice_id, invited, "survey invitations created");
+    }
     let recipients: i64 = ranges.iter().map(|(_, r)| r.count).sum();
     if !urgent {
         let holds = hold_quiet_residents(ctx, notice_id).await?;
@@ -68,9 +79,10 @@ async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Resu
     Ok(())
 }
 
-/// The delivery rows, channel by channel; with `queue_now`, each channel's jobs are queued in
-/// that lane right after its rows. Returns the ranges and how many jobs were queued.
-async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64, queue_now: Option<Lane>) -> Result<(Vec<(String, InsertedRange)>, usize), HandlerError> {
+/// The delivery rows, by chunks of `FANOUT_CHUNK` subscriber ids and channel by channel; with
+/// `queue_now`, each chunk's jobs are queued in that lane right after its rows. Returns the
+/// ranges, how many jobs were queued and the audience's district mask.
+async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64, queue_now: Option<Lane>) -> Result<(Vec<(String, InsertedRange)>, usize, i64), HandlerError> {
     let store = &ctx.residents.store;
     let (district_any, interest_any, channels) = match (&spec.audience, notice.references_id) {
         (Some(a), None) => {
@@ -85,29 +97,37 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
         _ => (0, 0, ["sms", "email", "push"].map(String::from).to_vec()),
     };
     let (mut ranges, mut queued) = (Vec::new(), 0);
-    for channel in channels {
-        if lane_of(notice) == Lane::Routine {
-            ctx.preempt.yield_to_urgent().await;
-        }
-        let plan = FanoutPlan {
-            notice_id: notice.id,
-            channel: channel.clone(),
-            district_any,
-            interest_any,
-            testers_only: spec.status != Status::Actual,
-            follows: notice.references_id,
-        };
-        let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
-        if range.count > 0 {
-            ranges.push((channel, range));
-            if let Some(lane) = queue_now {
-                let jobs = batch_jobs(&ranges[ranges.len() - 1..], notice.id, lane, ctx.settings.batch as i64, &[], now);
-                push_jobs(ctx, &jobs).await?;
-                queued += jobs.len();
+    let (lowest, highest) = store.subscriber_id_span().await.map_err(retry)?;
+    let mut from = lowest;
+    while from <= highest {
+        let to = from.saturating_add(FANOUT_CHUNK - 1);
+        for channel in &channels {
+            if lane_of(notice) == Lane::Routine {
+                ctx.preempt.yield_to_urgent().await;
+            }
+            let plan = FanoutPlan {
+                notice_id: notice.id,
+                channel: channel.clone(),
+                district_any,
+                interest_any,
+                testers_only: spec.status != Status::Actual,
+                follows: notice.references_id,
+                subscribers: (from, to),
+            };
+            let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
+            tracing::debug!(notice_id = notice.id, channel, from, rows = range.count, "chunk fanned out");
+            if range.count > 0 {
+                ranges.push((channel.clone(), range));
+                if let Some(lane) = queue_now {
+                    let jobs = batch_jobs(&ranges[ranges.len() - 1..], notice.id, lane, ctx.settings.batch as i64, &[], now);
+                    push_jobs(ctx, &jobs).await?;
+                    queued += jobs.len();
+                }
             }
         }
+        from = to.saturating_add(1);
     }
-    Ok((ranges, queued))
+    Ok((ranges, queued, district_any))
 }
 
 /// Hold the deliveries of residents now in their quiet hours; returns when each hold ends (ms).

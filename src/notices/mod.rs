@@ -19,11 +19,13 @@ use hejnal_jobs::Queue;
 
 use crate::residents::SharedResidents;
 
-/// How deliveries are paced and recovered (`HEJNAL_DELIVERY_*`, `HEJNAL_APPROVAL_FOR_ROUTINE`).
+/// How deliveries are paced and recovered (`HEJNAL_DELIVERY_*`, `HEJNAL_APPROVAL_FOR_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySettings {
     /// Planned and info notices also need a second official's approval.
     pub approval_for_routine: bool,
+    /// Publishing a survey also needs a second official (`HEJNAL_APPROVAL_FOR_SURVEYS`).
+    pub approval_for_surveys: bool,
     /// How long a worker holds a delivery it is sending before another may take it up.
     pub lease: Duration,
     /// Deliveries waiting longer than this are queued again by the sweeper.
@@ -52,6 +54,7 @@ impl Default for DeliverySettings {
     fn default() -> Self {
         DeliverySettings {
             approval_for_routine: true,
+            approval_for_surveys: false,
             lease: Duration::from_secs(30),
             grace_emergency: Duration::from_secs(120),
             grace_routine: Duration::from_secs(3600),

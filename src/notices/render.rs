@@ -14,6 +14,10 @@ use crate::{
 /// Stands in for the recipient's preferences link until `for_recipient`.
 const LINK: &str = "\u{1}LINK\u{1}";
 
+/// Stands in for the recipient's own survey link (`/s/{token}`) in a survey invitation's
+/// texts until `for_invitee`.
+pub const SURVEY_LINK: &str = "\u{1}SURVEY\u{1}";
+
 /// One channel's text in one language, the link still to fill in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -39,6 +43,14 @@ impl Rendered {
             text: self.text.replace(LINK, preferences_url),
             html: self.html.as_ref().map(|h| h.replace(LINK, preferences_url)),
         }
+    }
+
+    /// A survey invitation: the preferences link and the recipient's survey link.
+    pub fn for_invitee(&self, preferences_url: &str, survey_url: &str) -> Personal {
+        let mut p = self.for_recipient(preferences_url);
+        p.text = p.text.replace(SURVEY_LINK, survey_url);
+        p.html = p.html.map(|h| h.replace(SURVEY_LINK, survey_url));
+        p
     }
 }
 
@@ -146,6 +158,42 @@ mod tests {
         }
         let push = render(&m, &spec("Exercise"), ChannelKind::Push, Language::Pl, false).unwrap();
         assert!(push.subject.starts_with("[ĆWICZENIA]"), "{push:?}");
+    }
+
+    /// An official's text, fenced with « » (which no template writes and no escaping changes)
+    /// so that a test can find exactly where it landed.
+    fn fenced() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::prelude::any::<String>()
+            .prop_filter("no fence, no link placeholder", |s| !s.contains(['«', '»', '\u{1}']))
+            .prop_map(|s| format!("«{s}»"))
+    }
+
+    fn spec_with(title: &str, body: &str) -> NoticeSpec {
+        let mut spec = spec("Actual");
+        let pl = spec.texts.get_mut("pl").unwrap();
+        pl.title = title.to_owned();
+        pl.body = body.to_owned();
+        spec
+    }
+
+    proptest::proptest! {
+        /// Whatever an official writes, the HTML email carries it escaped, and the SMS, the
+        /// email's text part and its subject carry it exactly as written.
+        #[test]
+        fn only_html_is_escaped(title in fenced(), body in fenced()) {
+            let m = Messages::new();
+            let spec = spec_with(&title, &body);
+            let email = render(&m, &spec, ChannelKind::Email, Language::Pl, false).unwrap().for_recipient("https://x/p/t");
+            let html = email.html.unwrap();
+            for text in [&title, &body] {
+                proptest::prop_assert!(html.contains(&handlebars::html_escape(text)), "{:?} not escaped in {}", text, html);
+                proptest::prop_assert!(email.text.contains(text.as_str()), "{:?} changed in the text part", text);
+            }
+            proptest::prop_assert!(email.subject.contains(title.trim()), "{:?} changed in the subject {:?}", title, email.subject);
+            let sms = render(&m, &spec, ChannelKind::Sms, Language::Pl, false).unwrap().for_recipient("https://x/p/t");
+            proptest::prop_assert!(sms.text.contains(&format!("{title}: {body}")), "{:?}", sms.text);
+        }
     }
 
     #[test]

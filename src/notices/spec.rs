@@ -14,6 +14,8 @@ pub enum Kind {
     Alert,
     Planned,
     Info,
+    /// The invitations of a survey; made only by publishing one (`crate::surveys`).
+    Survey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -142,6 +144,9 @@ impl NoticeSpec {
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         let mut errors = Vec::new();
         let mut fail = |field: &str, message: &str| errors.push(FieldError { field: field.into(), message: message.into() });
+        if self.kind == Kind::Survey {
+            fail("kind", "survey invitations are sent by publishing the survey: POST /api/v1/surveys/{id}/publish");
+        }
         match (self.msg_type, self.references) {
             (MsgType::Alert, Some(_)) => fail("references", "an Alert references nothing; use msg_type Update or Cancel"),
             (MsgType::Update | MsgType::Cancel, None) => fail("references", "an Update or Cancel must name the notice it changes"),
@@ -196,7 +201,7 @@ impl NoticeSpec {
     }
 }
 
-fn check_audience(a: &Audience, fail: &mut impl FnMut(&str, &str)) {
+pub fn check_audience(a: &Audience, fail: &mut impl FnMut(&str, &str)) {
     if a.districts.is_empty() {
         fail("audience.districts", "name at least one district");
     }

@@ -15,11 +15,13 @@ use crate::{
 pub struct SubscribeRequest {
     /// District slugs (see /api/v1/districts); at least one.
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub districts: Vec<String>,
     /// Interest slugs (see /api/v1/interests).
     #[serde(default)]
     pub interests: Vec<String>,
     /// `pl` (default), `en` or `uk`.
+    #[schema(pattern = "^(pl|en|uk)$")]
     pub language: Option<String>,
     pub email: Option<String>,
     /// A mobile number; Polish numbers may omit +48.

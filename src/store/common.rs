@@ -28,6 +28,14 @@ pub(super) fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError
     }
 }
 
+/// A failure to write jobs in the caller's transaction, as a store error.
+pub(crate) fn backlog_error(e: hejnal_jobs::Error) -> StoreError {
+    match e {
+        hejnal_jobs::Error::Database(e) => StoreError::Database(e),
+        other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
+    }
+}
+
 macro_rules! common_queries {
     ($store:ty) => {
         #[async_trait::async_trait]

@@ -20,6 +20,8 @@ pub trait Notices: Send + Sync {
     async fn publish_if_due(&self, id: i64) -> StoreResult<ScheduledPublish>;
     /// Insert one channel's deliveries of a fan-out (existing ones are left alone).
     async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange>;
+    /// The lowest and highest subscriber id, (1, 0) when there are none: the fan-out's chunks.
+    async fn subscriber_id_span(&self) -> StoreResult<(i64, i64)>;
     /// The distinct quiet hours residents chose, as (from, to).
     async fn quiet_hours_in_use(&self) -> StoreResult<Vec<(String, String)>>;
     /// Hold the queued deliveries of residents with these quiet hours until `not_before`.
@@ -149,10 +151,7 @@ macro_rules! notice_queries {
                         .execute(&mut *tx).await?;
                 }
                 if !t.jobs.is_empty() {
-                    $backlog_insert(&mut *tx, &t.jobs).await.map_err(|e| match e {
-                        hejnal_jobs::Error::Database(e) => StoreError::Database(e),
-                        other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
-                    })?;
+                    $backlog_insert(&mut *tx, &t.jobs).await.map_err($crate::store::common::backlog_error)?;
                 }
                 tx.commit().await?;
                 Ok(row)
@@ -170,7 +169,7 @@ macro_rules! notice_queries {
                                  JOIN contacts c ON c.id = o.contact_id AND c.status = 'verified'
                                  WHERE o.notice_id = ").push_bind(original)
                             .push(" AND o.channel = ").push_bind(plan.channel.clone())
-                            .push(" AND o.status IN ('sending', 'sent', 'delivered') AND s.erased_at IS NULL ORDER BY s.id");
+                            .push(" AND o.status IN ('sending', 'sent', 'delivered') AND s.erased_at IS NULL");
                     }
                     None => {
                         b.push(" FROM subscribers s JOIN contacts c ON c.subscriber_id = s.id AND c.channel = ")
@@ -183,17 +182,25 @@ macro_rules! notice_queries {
                         if plan.testers_only {
                             b.push(" AND s.tester");
                         }
-                        b.push(" ORDER BY s.id");
                     }
                 }
-                b.push(" ON CONFLICT DO NOTHING");
+                let (from, to) = plan.subscribers;
+                b.push(" AND s.id BETWEEN ").push_bind(from).push(" AND ").push_bind(to);
+                b.push(" ORDER BY s.id ON CONFLICT DO NOTHING");
                 b.build().execute(&mut *tx).await?;
                 let (first, last, count): (Option<i64>, Option<i64>, i64) =
-                    sqlx::query_as("SELECT min(id), max(id), count(*) FROM deliveries WHERE notice_id = $1 AND channel = $2")
-                        .bind(plan.notice_id).bind(&plan.channel)
+                    sqlx::query_as("SELECT min(id), max(id), count(*) FROM deliveries
+                                    WHERE notice_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND channel = $4")
+                        .bind(plan.notice_id).bind(from).bind(to).bind(&plan.channel)
                         .fetch_one(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(InsertedRange { first: first.unwrap_or(0), last: last.unwrap_or(-1), count })
+            }
+
+            async fn subscriber_id_span(&self) -> StoreResult<(i64, i64)> {
+                let (low, high): (Option<i64>, Option<i64>) = sqlx::query_as("SELECT min(id), max(id) FROM subscribers")
+                    .fetch_one(&self.pool).await?;
+                Ok((low.unwrap_or(1), high.unwrap_or(0)))
             }
 
             async fn quiet_hours_in_use(&self) -> StoreResult<Vec<(String, String)>> {

@@ -89,6 +89,8 @@ pub struct FanoutPlan {
     pub testers_only: bool,
     /// An Update or Cancel goes to whoever received this notice on this channel instead.
     pub follows: Option<i64>,
+    /// Only subscribers with ids in this inclusive range (one chunk of the fan-out).
+    pub subscribers: (i64, i64),
 }
 
 /// The ids a channel's fan-out inserted: `first..=last`, `count` of them.

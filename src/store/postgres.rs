@@ -10,10 +10,13 @@ use hejnal_jobs::Backlog;
 
 use super::residents_types::*;
 use super::notices_types::*;
+use super::surveys_types::*;
+use super::surveys::SavedResponse;
 
 super::common::common_queries!(PgStore);
 super::residents::resident_queries!(PgStore, sqlx::Postgres);
 super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert, hejnal_jobs::backlog::postgres::DB_NOW_MS);
+super::surveys::survey_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert, " FOR SHARE");
 
 #[derive(Debug, Clone)]
 pub struct PgStore {

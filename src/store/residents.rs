@@ -249,6 +249,8 @@ macro_rules! resident_queries {
                 sqlx::query("DELETE FROM contacts WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 // Delivery logs stay for the city's counts, but no longer lead to a person.
                 sqlx::query("UPDATE deliveries SET contact_id = NULL, provider_id = NULL WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
+                // Survey answers stay in the results, tied to an invitation that no longer names anyone.
+                sqlx::query("UPDATE survey_invitations SET subscriber_id = NULL, erased_at = $1 WHERE subscriber_id = $2").bind(now).bind(sid).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM subscriber_districts WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM subscriber_interests WHERE subscriber_id = $1").bind(sid).execute(&mut *tx).await?;
                 sqlx::query("UPDATE subscribers SET erased_at = $1, quiet_from = NULL, quiet_to = NULL, district_mask = 0, interest_mask = 0, verified_mask = 0 WHERE id = $2")

@@ -13,10 +13,13 @@ use hejnal_jobs::Backlog;
 
 use super::residents_types::*;
 use super::notices_types::*;
+use super::surveys_types::*;
+use super::surveys::SavedResponse;
 
 super::common::common_queries!(SqliteStore);
 super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
 super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, hejnal_jobs::backlog::sqlite::DB_NOW_MS);
+super::surveys::survey_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, "");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

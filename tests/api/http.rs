@@ -82,3 +82,40 @@ both_backends! {
         app.shutdown().await.unwrap();
     }
 }
+
+both_backends! {
+    async fn a_path_or_query_that_cannot_be_read_answers_400_in_the_error_shape(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        // Found by schemathesis: axum answered these in plain text.
+        app.store.add_official("author@um.krakow.pl", "author", "$argon2id$placeholder").await.unwrap();
+        app.store.add_token("author@um.krakow.pl", &hejnal::residents::secrets::digest("hj_test_author"), 30).await.unwrap();
+        let too_big = app.client.post(format!("{}/api/v1/notices/9223372036854775808/submit", app.address)).bearer_auth("hj_test_author").send().await.unwrap();
+        assert_eq!(too_big.status(), 400);
+        let body: Value = too_big.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_path", "{body}");
+        let twice = app.client.delete(format!("{}/api/v1/preferences/t?channel=sms&channel=email", app.address)).send().await.unwrap();
+        assert_eq!(twice.status(), 400);
+        let body: Value = twice.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn the_openapi_document_names_every_error_answer(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        let spec: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+        let error = "#/components/schemas/ErrorEnvelope";
+        let subscribe = &spec["paths"]["/api/v1/subscriptions"]["post"]["responses"];
+        for status in ["400", "415", "422", "429", "503"] {
+            assert_eq!(subscribe[status]["content"]["application/json"]["schema"]["$ref"], error, "subscribe {status}");
+        }
+        assert!(subscribe["429"]["headers"]["Retry-After"].is_object());
+        let notice = &spec["paths"]["/api/v1/notices/{id}"]["get"];
+        assert_eq!(notice["responses"]["401"]["content"]["application/json"]["schema"]["$ref"], error);
+        assert!(notice["responses"]["429"].is_null(), "officials' routes are not behind the public limit");
+        assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        assert!(spec["paths"]["/api/v1/sms/inbound"]["post"]["security"][0]["provider"].is_array());
+        app.shutdown().await.unwrap();
+    }
+}

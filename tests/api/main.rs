@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod attacks;
 mod channels;
 mod cli;
 mod http;
@@ -12,4 +13,5 @@ mod processes;
 mod queue;
 mod residents;
 mod store;
+mod surveys;
 mod testkit;

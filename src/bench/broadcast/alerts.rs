@@ -95,7 +95,8 @@ impl Alerts<'_> {
         let since = |v: &Value| stamp(v).map(|t| (t.with_timezone(&chrono::Utc) - approved).num_microseconds().unwrap_or(0) as f64 / 1000.0);
         let (published, fanned) = (since(&notice["published_at"]), since(&notice["fanout"]["done_at"]));
         eprintln!(
-            "bench:   approve answered {answered_ms:.1} ms; published +{:.1} ms; fan-out done +{:.1} ms; first message +{first_ms:.1} ms",
+            "bench:   approved at {}; answered {answered_ms:.1} ms; published +{:.1} ms; fan-out done +{:.1} ms; first message +{first_ms:.1} ms",
+            approved.format("%H:%M:%S%.6f"),
             published.unwrap_or(f64::NAN),
             fanned.unwrap_or(f64::NAN)
         );

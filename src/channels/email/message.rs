@@ -32,7 +32,18 @@ pub(crate) fn unsubscribe_value(url: &str) -> Result<String, SendError> {
     if !matches!(parsed.scheme(), "https" | "http" | "mailto") {
         return Err(SendError::Permanent(format!("unsubscribe URL {url:?} must be https, http or mailto")));
     }
-    Ok(format!("<{parsed}>"))
+    // `url` leaves `<`, `>` and spaces alone in a mailto: address; they would end the
+    // bracket early (found by a property test).
+    let mut inside = String::new();
+    for c in parsed.as_str().chars() {
+        if c == '<' || c == '>' || c.is_whitespace() || c.is_control() {
+            let mut bytes = [0; 4];
+            inside.extend(c.encode_utf8(&mut bytes).bytes().map(|b| format!("%{b:02X}")));
+        } else {
+            inside.push(c);
+        }
+    }
+    Ok(format!("<{inside}>"))
 }
 
 /// The email for one recipient; `domain` is the From address's domain, for the Message-ID.
@@ -90,6 +101,7 @@ mod tests {
         assert_eq!(unsubscribe_value("https://hejnal.example/u/abc").unwrap(), "<https://hejnal.example/u/abc>");
         assert_eq!(unsubscribe_value("https://h.example/u/a>b c").unwrap(), "<https://h.example/u/a%3Eb%20c>");
         assert!(unsubscribe_value("javascript:alert(1)").is_err());
+        assert_eq!(unsubscribe_value("mailto:a<b>@x.pl?subject=un sub").unwrap(), "<mailto:a%3Cb%3E@x.pl?subject=un%20sub>");
     }
 
     #[test]
@@ -102,6 +114,62 @@ mod tests {
         assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{headers}");
         assert_eq!(email.envelope().to().len(), 1);
         assert!(headers.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{headers}");
+    }
+
+    /// The header block with folded lines joined, as a reader of headers sees it.
+    fn unfolded_headers(email: &lettre::Message) -> Vec<String> {
+        headers_of(email).replace("\r\n ", " ").replace("\r\n\t", " ").split("\r\n").map(str::to_owned).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_text_is_one_line_whatever_it_is_given(value in proptest::prelude::any::<String>()) {
+            let line = header_text(&value);
+            proptest::prop_assert!(!line.chars().any(char::is_control), "{:?}", line);
+        }
+
+        #[test]
+        fn a_message_id_is_one_token_whatever_the_reference(reference in proptest::prelude::any::<String>()) {
+            let id = message_id(&reference, "krakow.pl");
+            let left = id.strip_prefix('<').and_then(|r| r.strip_suffix("@krakow.pl>")).unwrap();
+            proptest::prop_assert!(!left.is_empty() && left.chars().all(|c| c.is_ascii_alphanumeric() || ".-_+=".contains(c)), "{}", id);
+        }
+
+        #[test]
+        fn an_unsubscribe_value_stays_inside_its_brackets(url in "(https?://|mailto:)?[ -~\r\n\t<>]{0,40}") {
+            if let Ok(value) = unsubscribe_value(&url) {
+                let inner = value.strip_prefix('<').and_then(|v| v.strip_suffix('>')).unwrap();
+                proptest::prop_assert!(!inner.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>'), "{:?}", value);
+            }
+        }
+
+        /// No subject, body or unsubscribe link adds a header or breaks a line: the message
+        /// has exactly the headers we set, each once.
+        #[test]
+        fn no_text_adds_a_header(
+            subject in proptest::prelude::any::<String>(),
+            text in proptest::prelude::any::<String>(),
+            html in proptest::option::of(proptest::prelude::any::<String>()),
+            url in "https://h\\.example/u/[ -~\r\n]{0,30}",
+        ) {
+            let from: Mailbox = "Hejnał <noreply@krakow.pl>".parse().unwrap();
+            let mut msg = Message::new("ref-1", &subject, &text);
+            msg.unsubscribe_url = Some(url);
+            msg.html = html;
+            let email = build(&from, "krakow.pl", "jan@example.com", &msg).unwrap();
+            let raw = String::from_utf8(email.formatted()).unwrap();
+            proptest::prop_assert!(!raw.replace("\r\n", "").contains(['\r', '\n']), "a bare CR or LF");
+            let names: Vec<String> = unfolded_headers(&email).iter().map(|l| l.split(':').next().unwrap().to_ascii_lowercase()).collect();
+            let ours = ["auto-submitted", "content-transfer-encoding", "content-type", "date", "from", "list-unsubscribe", "list-unsubscribe-post", "message-id", "mime-version", "subject", "to"];
+            for name in &names {
+                proptest::prop_assert!(ours.contains(&name.as_str()), "a header we did not set: {:?} in {:?}", name, names);
+                proptest::prop_assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{} twice", name);
+            }
+            for name in ["from", "to", "subject", "message-id", "list-unsubscribe", "list-unsubscribe-post"] {
+                proptest::prop_assert!(names.iter().any(|n| n == name), "{} missing", name);
+            }
+            proptest::prop_assert_eq!(email.envelope().to().len(), 1);
+        }
     }
 
     #[test]

@@ -264,7 +264,46 @@ mod tests {
         proptest::collection::vec(proptest::sample::select(alphabet), 0..400).prop_map(|chars| chars.into_iter().collect())
     }
 
+    /// Characters of the basic table only (one septet each).
+    fn gsm7_basic_char() -> impl Strategy<Value = char> {
+        proptest::sample::select(GSM7_BASIC.chars().collect::<Vec<char>>())
+    }
+
+    /// Characters of the Basic Multilingual Plane outside both GSM tables: one UTF-16 unit each.
+    fn bmp_char_outside_gsm7() -> impl Strategy<Value = char> {
+        proptest::char::range('\u{80}', '\u{FFFF}').prop_filter("not GSM-7", |c| gsm7_septets(*c).is_none())
+    }
+
     proptest! {
+        #[test]
+        fn basic_gsm7_text_takes_160_then_153_a_segment(chars in proptest::collection::vec(gsm7_basic_char(), 1..1200)) {
+            let s = analyse(&chars.iter().collect::<String>());
+            prop_assert_eq!(s.encoding, SmsEncoding::Gsm7);
+            prop_assert_eq!(s.units, chars.len());
+            let expected = if chars.len() <= 160 { 1 } else { chars.len().div_ceil(153) };
+            prop_assert_eq!(s.segments, expected);
+        }
+
+        #[test]
+        fn bmp_ucs2_text_takes_70_then_67_a_segment(
+            first in bmp_char_outside_gsm7(),
+            rest in proptest::collection::vec(prop_oneof![gsm7_basic_char(), bmp_char_outside_gsm7()], 0..600),
+        ) {
+            let text: String = std::iter::once(first).chain(rest).collect();
+            let s = analyse(&text);
+            prop_assert_eq!(s.encoding, SmsEncoding::Ucs2);
+            let units = text.chars().count();
+            prop_assert_eq!(s.units, units);
+            let expected = if units <= 70 { 1 } else { units.div_ceil(67) };
+            prop_assert_eq!(s.segments, expected);
+        }
+
+        #[test]
+        fn the_encoding_is_gsm7_exactly_when_every_character_is_in_the_tables(text in any::<String>()) {
+            let all_gsm7 = text.chars().all(|c| gsm7_septets(c).is_some());
+            prop_assert_eq!(analyse(&text).encoding == SmsEncoding::Gsm7, all_gsm7);
+        }
+
         #[test]
         fn only_the_empty_text_has_no_segment(text in any::<String>()) {
             let s = analyse(&text);
@@ -278,6 +317,11 @@ mod tests {
             prop_assert_eq!(analyse(&plain).encoding, SmsEncoding::Gsm7);
             prop_assert_eq!(plain.chars().count(), text.chars().count());
             prop_assert!(analyse(&plain).segments <= analyse(&text).segments);
+        }
+
+        #[test]
+        fn transliteration_never_costs_a_segment(text in any::<String>()) {
+            prop_assert!(analyse(&transliterate_polish(&text)).segments <= analyse(&text).segments);
         }
 
         #[test]

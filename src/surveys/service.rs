@@ -1,0 +1,339 @@
+//! A survey's life: draft (edited freely) → publish (to an audience, at once, or after a
+//! second official when `HEJNAL_APPROVAL_FOR_SURVEYS` asks) → published → closed. Each step
+//! is one conditional update, so a double click changes a survey once. Publishing writes the
+//! invitation notice and its fan-out job in the same transaction. Answering checks the
+//! answers, then stores them with `store.save_responses`, the one place answers are written.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{answers::{self, AnswerError}, invite, spec::SurveySpec};
+use crate::{
+    http::error::ApiError,
+    notices::{DeliverySettings, spec::{Audience, check_audience}},
+    residents::{ResidentsCtx, secrets},
+    store::{DynStore, InvitationNotice, InvitationRow, NewNotice, NewResponse, Official, Respondent, SavedResponse, SurveyDraft, SurveyPublish, SurveyRow, now_ms},
+};
+
+/// Check and store a new draft.
+pub async fn create(store: &DynStore, official: &Official, mut spec: SurveySpec) -> Result<SurveyRow, ApiError> {
+    spec.normalise();
+    spec.check(Utc::now())?;
+    let now = now_ms();
+    let id = store.create_survey(&draft(&spec)?, official.id, now).await?;
+    store.audit(official.id, "surveys.create", &format!("survey {id}"), 0, now).await?;
+    load(store, id).await
+}
+
+/// Replace a draft (PUT).
+pub async fn replace_draft(store: &DynStore, official: &Official, id: i64, mut spec: SurveySpec) -> Result<SurveyRow, ApiError> {
+    let row = load(store, id).await?;
+    unpublished(&row)?;
+    spec.normalise();
+    spec.check(Utc::now())?;
+    let now = now_ms();
+    match store.update_draft(id, &draft(&spec)?, now).await? {
+        Some(row) => {
+            store.audit(official.id, "surveys.edit", &format!("survey {id}"), 0, now).await?;
+            Ok(row)
+        }
+        None => unpublished(&load(store, id).await?).map(|_| row),
+    }
+}
+
+/// Change some fields of a draft (PATCH, a JSON merge patch, RFC 7396, on its request).
+pub async fn patch_draft(store: &DynStore, official: &Official, id: i64, patch: &Value) -> Result<SurveyRow, ApiError> {
+    let row = load(store, id).await?;
+    unpublished(&row)?;
+    let mut current: Value = serde_json::from_str(&row.spec).map_err(ApiError::internal)?;
+    merge_patch(&mut current, patch);
+    let spec: SurveySpec = serde_path_to_error::deserialize(current).map_err(|e| ApiError::field(&e.path().to_string(), e.into_inner().to_string()))?;
+    replace_draft(store, official, id, spec).await
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let t = target.as_object_mut().expect("made an object");
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+fn draft(spec: &SurveySpec) -> Result<SurveyDraft, ApiError> {
+    Ok(SurveyDraft {
+        kind: spec.kind.as_str().to_owned(),
+        slug: spec.slug.clone(),
+        spec: serde_json::to_string(spec).map_err(ApiError::internal)?,
+        opens_at: spec.opens_at.map(|t| t.timestamp_millis()),
+        closes_at: spec.closes_at.map(|t| t.timestamp_millis()),
+    })
+}
+
+/// A published survey's questions never change: a new version is a new survey.
+fn unpublished(row: &SurveyRow) -> Result<(), ApiError> {
+    if row.state == "draft" {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::CONFLICT, "survey_published", format!(
+            "survey {} is {}: its questions can no longer change; create a new survey for a new version", row.id, row.state)))
+    }
+}
+
+/// Publish a draft to `audience` (and to anyone at `/s/open/{slug}` when it has a slug).
+pub async fn publish(store: &DynStore, settings: &DeliverySettings, official: &Official, id: i64, audience: Option<Audience>) -> Result<SurveyRow, ApiError> {
+    let row = load(store, id).await?;
+    if row.state != "draft" {
+        return settled(store, id, &["pending", "published"]).await;
+    }
+    let spec = parse(&row)?;
+    spec.check(Utc::now())?;
+    match &audience {
+        Some(a) => check_known_audience(store, a).await?,
+        None if spec.slug.is_none() => {
+            return Err(ApiError::field("audience", "give an audience to invite, or a slug so that anyone may answer at /s/open/{slug}"));
+        }
+        None => {}
+    }
+    let audience_json = audience.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?;
+    let now = now_ms();
+    let publish = if settings.approval_for_surveys {
+        SurveyPublish { from: &["draft"], to: "pending", audience: audience_json, opens_at: opens_at(&spec, now), approver_id: None, notice: None }
+    } else {
+        going_out(&spec, official.id, audience.as_ref(), audience_json, None, &["draft"], now)?
+    };
+    match store.publish_survey(id, &publish, now).await? {
+        Some(row) => {
+            let action = if row.state == "pending" { "surveys.submit" } else { "surveys.publish" };
+            store.audit(official.id, action, &format!("survey {id}"), 0, now).await?;
+            Ok(row)
+        }
+        None => settled(store, id, &["pending", "published"]).await,
+    }
+}
+
+/// The second official's approval, when `HEJNAL_APPROVAL_FOR_SURVEYS` asks for one.
+pub async fn approve(store: &DynStore, official: &Official, id: i64) -> Result<SurveyRow, ApiError> {
+    let row = load(store, id).await?;
+    if row.author_id == official.id {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "self_approval", "a survey must be approved by someone other than its author"));
+    }
+    if row.state != "pending" {
+        return settled(store, id, &["published"]).await;
+    }
+    let spec = parse(&row)?;
+    let audience: Option<Audience> = row.audience.as_deref().map(serde_json::from_str).transpose().map_err(ApiError::internal)?;
+    let now = now_ms();
+    let publish = going_out(&spec, row.author_id, audience.as_ref(), row.audience.clone(), Some(official.id), &["pending"], now)?;
+    match store.publish_survey(id, &publish, now).await? {
+        Some(row) => {
+            store.audit(official.id, "surveys.approve", &format!("survey {id}"), 0, now).await?;
+            Ok(row)
+        }
+        None => settled(store, id, &["published"]).await,
+    }
+}
+
+fn opens_at(spec: &SurveySpec, now: i64) -> i64 {
+    spec.opens_at.map_or(now, |t| t.timestamp_millis())
+}
+
+/// The survey published now, with its invitation notice (scheduled for `opens_at` when that
+/// is still ahead).
+fn going_out(spec: &SurveySpec, author_id: i64, audience: Option<&Audience>, audience_json: Option<String>, approver: Option<i64>, from: &'static [&'static str], now: i64) -> Result<SurveyPublish, ApiError> {
+    let opens = opens_at(spec, now);
+    let later = (opens > now).then(|| DateTime::<Utc>::from_timestamp_millis(opens)).flatten();
+    let notice = match audience {
+        Some(a) => {
+            let n = invite::notice_spec(spec, a, later);
+            Some(InvitationNotice {
+                notice: NewNotice {
+                    kind: "survey".into(),
+                    msg_type: "Alert".into(),
+                    status: "Actual".into(),
+                    severity: "Minor".into(),
+                    references_id: None,
+                    root_id: None,
+                    spec: serde_json::to_string(&n).map_err(ApiError::internal)?,
+                    lane: hejnal_jobs::Lane::Routine.as_str().to_owned(),
+                    send_at: later.map(|_| opens),
+                    expires_at: spec.closes_at.map(|t| t.timestamp_millis()),
+                    author_id,
+                    template_id: None,
+                },
+                state: if later.is_some() { "scheduled" } else { "published" },
+                lane: hejnal_jobs::Lane::Routine,
+                delay_ms: opens - now,
+            })
+        }
+        None => None,
+    };
+    Ok(SurveyPublish { from, to: "published", audience: audience_json, opens_at: opens, approver_id: approver, notice })
+}
+
+async fn check_known_audience(store: &DynStore, a: &Audience) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    check_audience(a, &mut |field: &str, message: &str| {
+        errors.push(crate::http::error::FieldError { field: format!("audience.{}", field.trim_start_matches("audience.")), message: message.into() })
+    });
+    let (districts, interests) = store.unknown_slugs(&a.districts, &a.interests).await?;
+    if let Some(d) = districts.first() {
+        errors.push(crate::http::error::FieldError { field: "audience.districts".into(), message: format!("{d:?} is not a district; see /api/v1/districts") });
+    }
+    if let Some(i) = interests.first() {
+        errors.push(crate::http::error::FieldError { field: "audience.interests".into(), message: format!("{i:?} is not an interest; see /api/v1/interests") });
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::from_fields(errors)) }
+}
+
+/// Close a published survey: no more answers; invitations not yet sent are cancelled.
+pub async fn close(store: &DynStore, official: &Official, id: i64) -> Result<SurveyRow, ApiError> {
+    load(store, id).await?;
+    let now = now_ms();
+    match store.close_survey(id, now).await? {
+        Some(row) => {
+            store.audit(official.id, "surveys.close", &format!("survey {id}"), 0, now).await?;
+            Ok(row)
+        }
+        None => settled(store, id, &["closed"]).await,
+    }
+}
+
+/// After a step that did not apply: fine if the survey already got there (a double click).
+async fn settled(store: &DynStore, id: i64, fine: &[&str]) -> Result<SurveyRow, ApiError> {
+    let row = load(store, id).await?;
+    if fine.contains(&row.state.as_str()) {
+        Ok(row)
+    } else {
+        Err(ApiError::new(StatusCode::CONFLICT, "wrong_state", format!("survey {id} is {}; that cannot be done now", row.state)))
+    }
+}
+
+pub async fn load(store: &DynStore, id: i64) -> Result<SurveyRow, ApiError> {
+    store.survey(id).await?.ok_or_else(|| ApiError::not_found("survey"))
+}
+
+pub fn parse(row: &SurveyRow) -> Result<SurveySpec, ApiError> {
+    serde_json::from_str(&row.spec).map_err(ApiError::internal)
+}
+
+/// Why a survey takes no answers now, or Ok.
+pub fn accepting(row: &SurveyRow, now: i64) -> Result<(), ApiError> {
+    let when = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default();
+    let closed = |at: i64| ApiError::new(StatusCode::CONFLICT, "survey_closed", format!("this survey closed at {}; answers are no longer accepted", when(at)));
+    match row.state.as_str() {
+        "published" => {}
+        "closed" => return Err(closed(row.closed_at.unwrap_or(now))),
+        _ => return Err(ApiError::not_found("survey")),
+    }
+    if let Some(opens) = row.opens_at.filter(|o| *o > now) {
+        return Err(ApiError::new(StatusCode::CONFLICT, "survey_not_open", format!("this survey opens at {}; answers are accepted from then", when(opens))));
+    }
+    match row.closes_at.filter(|c| *c <= now) {
+        Some(at) => Err(closed(at)),
+        None => Ok(()),
+    }
+}
+
+/// An invitation link's invitation and survey. A forged or unknown link: 404; a resident
+/// who erased their data: 410.
+pub async fn invitation(residents: &ResidentsCtx, token: &str) -> Result<(InvitationRow, SurveyRow), ApiError> {
+    let id = residents.links.open_invitation(token).ok_or_else(|| ApiError::not_found("this link"))?;
+    let inv = residents.store.invitation(id).await?.ok_or_else(|| ApiError::not_found("this link"))?;
+    if inv.erased_at.is_some() {
+        return Err(ApiError::gone("this resident's data was erased"));
+    }
+    let survey = load(&residents.store, inv.survey_id).await?;
+    Ok((inv, survey))
+}
+
+/// An open survey by its slug; drafts are not public.
+pub async fn open_survey(store: &DynStore, slug: &str) -> Result<SurveyRow, ApiError> {
+    match store.survey_by_slug(slug).await? {
+        Some(row) if row.state == "published" || row.state == "closed" => Ok(row),
+        _ => Err(ApiError::not_found("survey")),
+    }
+}
+
+/// A browser's token (from its cookie or the API), checked; what is stored is its digest.
+pub fn browser_respondent(token: &str) -> Result<Respondent, ApiError> {
+    let ok = (16..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(Respondent::Browser(secrets::digest(token))) } else { Err(ApiError::field("browser_token", "must be 16 to 64 characters of A-Z, a-z, 0-9, - and _")) }
+}
+
+/// Why an answer was not stored.
+#[derive(Debug)]
+pub enum Refused {
+    /// The answers do not fit the questions: one error per question.
+    Invalid(Vec<AnswerError>),
+    Other(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused::Other(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Refused {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refused::Other(e.into())
+    }
+}
+
+impl Refused {
+    /// As the API answers: 422 naming `answers.{question}` for each problem.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            Refused::Other(e) => e,
+            Refused::Invalid(errors) => ApiError::from_fields(
+                errors.iter().map(|e| crate::http::error::FieldError { field: format!("answers.{}", e.question), message: e.message() }).collect(),
+            ),
+        }
+    }
+}
+
+/// Check `given` against the survey and store it for `respondent`, replacing an earlier
+/// answer. Stored (durably, committed) before this returns.
+pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Respondent, given: &Map<String, Value>, client: Option<std::net::IpAddr>) -> Result<(SavedResponse, Map<String, Value>), Refused> {
+    let now = now_ms();
+    accepting(survey, now)?;
+    let spec = parse(survey)?;
+    let clean = answers::check(&spec, given).map_err(Refused::Invalid)?;
+    // Only open answers need the address, to flag several from one place.
+    let ip_digest = match (&respondent, client) {
+        (Respondent::Browser(_), Some(ip)) => Some(residents.links.keyed("ip", &format!("{}:{ip}", survey.id))),
+        _ => None,
+    };
+    let response = NewResponse { survey_id: survey.id, respondent, answers: Value::Object(clean.clone()).to_string(), ip_digest, at: now };
+    let mut saved = residents.store.save_responses(std::slice::from_ref(&response)).await?;
+    match saved.pop() {
+        Some(saved) => Ok((saved, clean)),
+        // The survey closed between the check above and the write.
+        None => Err(accepting(&load(&residents.store, survey.id).await?, now_ms()).err().unwrap_or_else(|| ApiError::internal("an answer was not stored")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_merge_patch_replaces_removes_and_merges() {
+        let mut v = json!({"title": {"pl": "A", "en": "B"}, "slug": "x", "questions": [1]});
+        merge_patch(&mut v, &json!({"title": {"en": null, "uk": "C"}, "slug": null, "questions": [2]}));
+        assert_eq!(v, json!({"title": {"pl": "A", "uk": "C"}, "questions": [2]}));
+    }
+}
