@@ -80,7 +80,8 @@ impl Store for SqliteStore {
     }
 
     fn connections_in_use(&self) -> u32 {
-        self.pool.size().saturating_sub(self.pool.num_idle() as u32)
+        let in_use = |pool: &SqlitePool| pool.size().saturating_sub(pool.num_idle() as u32);
+        in_use(&self.pool) + in_use(&self.writer)
     }
 
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {
