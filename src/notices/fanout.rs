@@ -14,10 +14,12 @@ use crate::{
     store::{FanoutPlan, InsertedRange, NoticeRow, ScheduledPublish, Transition, now_ms},
 };
 
-/// Subscriber ids per fan-out statement: an emergency's first jobs go out once the first
-/// chunk's rows exist, not the whole city's (at 1M residents a channel's statement takes
-/// about a second).
-const FANOUT_CHUNK: i64 = 50_000;
+/// Subscriber ids per fan-out statement of an urgent notice: its first jobs go out once the
+/// first chunk's rows exist, not the whole city's (at 1M residents one statement per channel
+/// took seconds on SQLite, and held the one writer meanwhile).
+const URGENT_CHUNK: i64 = 10_000;
+/// The same for routine notices: fewer, larger statements.
+const ROUTINE_CHUNK: i64 = 100_000;
 
 pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
@@ -79,7 +81,7 @@ async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Resu
     Ok(())
 }
 
-/// The delivery rows, by chunks of `FANOUT_CHUNK` subscriber ids and channel by channel; with
+/// The delivery rows, by chunks of subscriber ids and channel by channel; with
 /// `queue_now`, each chunk's jobs are queued in that lane right after its rows. Returns the
 /// ranges, how many jobs were queued and the audience's district mask.
 async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64, queue_now: Option<Lane>) -> Result<(Vec<(String, InsertedRange)>, usize, i64), HandlerError> {
@@ -98,9 +100,10 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
     };
     let (mut ranges, mut queued) = (Vec::new(), 0);
     let (lowest, highest) = store.subscriber_id_span().await.map_err(retry)?;
+    let chunk = if queue_now.is_some() { URGENT_CHUNK } else { ROUTINE_CHUNK };
     let mut from = lowest;
     while from <= highest {
-        let to = from.saturating_add(FANOUT_CHUNK - 1);
+        let to = from.saturating_add(chunk - 1);
         for channel in &channels {
             if lane_of(notice) == Lane::Routine {
                 ctx.preempt.yield_to_urgent().await;

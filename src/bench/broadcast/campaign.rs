@@ -38,7 +38,8 @@ pub(crate) struct CampaignResult {
     pub fanout_ms: f64,
     /// Approval request to the last routine message at the sink.
     pub drain_secs: f64,
-    /// Routine messages a second at the sink, median of the whole 1-second windows.
+    /// Routine messages a second at the sink, median of the whole 1-second windows after the
+    /// emergencies (which pause routine work) were done.
     pub rate: f64,
     pub failed: i64,
 }
@@ -59,7 +60,15 @@ impl Campaign<'_> {
         ensure!(recipients == self.recipients, "the fan-out made {recipients} deliveries, not {}", self.recipients);
         let fanout_ms = between_ms(&notice, "published_at", "fanout.done_at").context("no fan-out stamps")?;
         eprintln!("bench: {} campaign: fan-out of {recipients} in {fanout_ms:.0} ms", self.channel);
-        let (rates, during) = tokio::join!(self.drain(&watch), during(Arc::clone(&watch)));
+        // The rate counts only seconds after the emergencies: while they run, routine work
+        // pauses on purpose (notices::preempt).
+        let alerts_done = std::sync::atomic::AtomicBool::new(false);
+        let during = async {
+            let result = during(Arc::clone(&watch)).await;
+            alerts_done.store(true, std::sync::atomic::Ordering::SeqCst);
+            result
+        };
+        let (rates, during) = tokio::join!(self.drain(&watch, &alerts_done), during);
         let (rates, during) = (rates?, during?);
         let last = watch.milestone_at().context("the drain ended without its last message")?;
         let settled = self.wait_settled(id).await?;
@@ -98,7 +107,7 @@ impl Campaign<'_> {
     }
 
     /// The routine rate in each whole second until the last message arrives.
-    async fn drain(&self, watch: &Watch) -> anyhow::Result<Vec<f64>> {
+    async fn drain(&self, watch: &Watch, alerts_done: &std::sync::atomic::AtomicBool) -> anyhow::Result<Vec<f64>> {
         let mut rates = Vec::new();
         let (mut seen, mut at, mut moved_at) = (watch.count(), Instant::now(), Instant::now());
         let mut report_at = Instant::now();
@@ -106,7 +115,7 @@ impl Campaign<'_> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (now_seen, now) = (watch.count(), Instant::now());
             // Whole windows only: not the first (before any arrived) nor the last (partial).
-            if seen > 0 && watch.milestone_at().is_none() {
+            if seen > 0 && watch.milestone_at().is_none() && alerts_done.load(std::sync::atomic::Ordering::SeqCst) {
                 rates.push((now_seen - seen) as f64 / (now - at).as_secs_f64());
             }
             if now_seen > seen {
