@@ -301,7 +301,7 @@ impl Config {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
         let delivery = delivery_settings(&s)?;
-        check_lease_covers_sends(&delivery, &channels)?;
+        let delivery = with_send_margin(delivery, &channels)?;
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -340,6 +340,8 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     positive("delivery_lease_secs", s.delivery_lease_secs)?;
     positive("delivery_grace_emergency_secs", s.delivery_grace_emergency_secs)?;
     positive("delivery_grace_routine_secs", s.delivery_grace_routine_secs)?;
+    // Set from the channels' timeouts, once they are read (`with_send_margin`).
+    let send_margin = Duration::ZERO;
     if !(100..=3_600_000).contains(&s.delivery_sweep_ms) {
         return Err(wrong("delivery_sweep_ms", "must be between 100 and 3600000"));
     }
@@ -350,6 +352,7 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
         approval_for_routine: s.approval_for_routine,
         approval_for_surveys: s.approval_for_surveys,
         lease: Duration::from_secs(s.delivery_lease_secs),
+        send_margin,
         grace_emergency: Duration::from_secs(s.delivery_grace_emergency_secs),
         grace_routine: Duration::from_secs(s.delivery_grace_routine_secs),
         sweep_every: Duration::from_millis(s.delivery_sweep_ms),
@@ -359,21 +362,27 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     })
 }
 
-/// A delivery's lease must outlast its longest send (through every SMS provider, when it fails
-/// over), or another worker could take up a delivery that is still being sent.
-fn check_lease_covers_sends(delivery: &crate::notices::DeliverySettings, channels: &ChannelSettings) -> Result<(), ConfigError> {
+/// A send starts only while its longest possible run (through every SMS provider, when it
+/// fails over) plus a second is left of its lease, and the lease must be at least twice that, so
+/// that a send always ends inside its lease: once the lease lapses, another worker may take the
+/// delivery and send it too.
+fn with_send_margin(mut delivery: crate::notices::DeliverySettings, channels: &ChannelSettings) -> Result<crate::notices::DeliverySettings, ConfigError> {
     use crate::channels::ChannelKind;
     let longest = [channels.sms_attempt_timeout(), channels.timeout(ChannelKind::Email), channels.timeout(ChannelKind::Push)]
         .into_iter()
         .max()
         .unwrap_or_default();
-    if delivery.lease <= longest {
+    delivery.send_margin = longest + Duration::from_secs(1);
+    if delivery.lease < delivery.send_margin * 2 {
         return Err(wrong(
             "delivery_lease_secs",
-            format!("must be longer than the longest send may take ({} ms, every SMS provider's timeout together when it fails over), or another worker could send the same message while the first is still waiting", longest.as_millis()),
+            format!(
+                "must be at least twice the longest send plus 2 s ({} ms: the longest provider timeout, or every SMS provider's together when it fails over): a send must end well inside its lease",
+                delivery.send_margin.as_millis() * 2
+            ),
         ));
     }
-    Ok(())
+    Ok(delivery)
 }
 
 /// The channel settings, checked; an empty value counts as unset.
@@ -570,15 +579,17 @@ mod tests {
 
     #[test]
     fn a_lease_shorter_than_a_send_through_every_provider_is_refused() {
-        let e = from_toml(&format!("delivery_lease_secs = 12\n{TWO_GATEWAYS}")).unwrap_err();
+        // 10 s + 3 s through both gateways, plus 1 s, twice: 28 s.
+        let e = from_toml(&format!("delivery_lease_secs = 27\n{TWO_GATEWAYS}")).unwrap_err();
         assert_eq!(e.key, "HEJNAL_DELIVERY_LEASE_SECS");
-        assert!(e.reason.contains("13000 ms"), "{e}");
-        assert!(from_toml(&format!("delivery_lease_secs = 14\n{TWO_GATEWAYS}")).is_ok());
+        assert!(e.reason.contains("28000 ms"), "{e}");
+        let c = from_toml(&format!("delivery_lease_secs = 28\n{TWO_GATEWAYS}")).unwrap();
+        assert_eq!(c.delivery.send_margin, Duration::from_secs(14));
     }
 
     #[test]
     fn provider_timeouts_default_to_the_common_one() {
-        let c = from_toml("provider_timeout_ms = 4000\nemail_timeout_ms = 60000\ndelivery_lease_secs = 90").unwrap();
+        let c = from_toml("provider_timeout_ms = 4000\nemail_timeout_ms = 60000\ndelivery_lease_secs = 122").unwrap();
         use crate::channels::ChannelKind::*;
         assert_eq!([Sms, Email, Push].map(|k| c.channels.timeout(k).as_millis()), [4000, 60000, 4000]);
         assert_eq!(from_toml("push_timeout_ms = 0").unwrap_err().key, "HEJNAL_PUSH_TIMEOUT_MS");

@@ -8,6 +8,7 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
+    time::Duration,
 };
 
 use apalis::prelude::*;
@@ -36,7 +37,7 @@ pub struct JobContext {
 pub enum HandlerError {
     /// Try again after the delay (durably: the backlog row waits, not memory).
     #[error("retry in {after:?}: {reason}")]
-    Retry { after: std::time::Duration, reason: String },
+    Retry { after: Duration, reason: String },
     /// Never try again; the row stays `dead` with the reason.
     #[error("fatal: {0}")]
     Fatal(String),
@@ -229,7 +230,7 @@ impl Dispatcher {
     async fn run(&self, lane: Lane, envelope: Envelope) -> Result<()> {
         let backlog = &self.inner.backlog;
         let id = envelope.backlog_id;
-        let Some(attempt) = backlog.start(id, self.inner.worker_id.as_str()).await? else {
+        let Some(attempt) = persist(|| backlog.start(id, self.inner.worker_id.as_str())).await? else {
             // Done already, or dead: a repeated signal (sweeper or orphan recovery).
             metrics::counter!("hejnal_jobs_skipped_total", "lane" => lane.as_str()).increment(1);
             return Ok(());
@@ -239,21 +240,47 @@ impl Dispatcher {
         let outcome = self.handler.handle(envelope.job, ctx).await;
         match outcome {
             Ok(()) => {
-                backlog.finish(id).await?;
+                persist(|| backlog.finish(id)).await?;
                 metrics::counter!("hejnal_jobs_done_total", "lane" => lane.as_str(), "job" => kind).increment(1);
             }
             Err(HandlerError::Retry { after, reason }) => {
                 tracing::warn!(%reason, ?after, attempt, "job will run again");
-                backlog.retry(id, after, &reason).await?;
+                persist(|| backlog.retry(id, after, &reason)).await?;
                 metrics::counter!("hejnal_jobs_failed_total", "lane" => lane.as_str(), "job" => kind, "outcome" => "retry").increment(1);
             }
             Err(HandlerError::Fatal(reason)) => {
                 tracing::error!(%reason, attempt, "job failed for good");
-                backlog.bury(id, &reason).await?;
+                persist(|| backlog.bury(id, &reason)).await?;
                 metrics::counter!("hejnal_jobs_failed_total", "lane" => lane.as_str(), "job" => kind, "outcome" => "dead").increment(1);
             }
         }
         self.inner.note_finished(lane);
         Ok(())
+    }
+}
+
+/// How long a job's result keeps trying to reach its backlog row.
+const PERSIST_FOR: Duration = Duration::from_secs(30);
+
+/// Write a job's start or result to its backlog row, trying again while the database fails. A row left
+/// `running` waits for redelivery (`HEJNAL_QUEUE_REDELIVER_AFTER_SECS`, ten minutes by
+/// default): in the fault suite's connection-cut scenario, notices published during the cuts
+/// waited two minutes for their fan-out, until the delivery sweeper ran them again.
+async fn persist<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match write().await {
+            Err(crate::Error::Database(e)) if started.elapsed() < PERSIST_FOR => {
+                tracing::warn!(error = %e, "cannot write the job's result yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            done => return done,
+        }
     }
 }

@@ -113,11 +113,22 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists")),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+            StoreError::Database(ref db) if crate::store::database_unavailable(db) => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable("the database")
             }
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl ApiError {
+    /// Queueing work failed: 503 when the database or the broker is out of reach, else 500.
+    pub fn from_queue(e: anyhow::Error) -> Self {
+        match e.downcast_ref::<hejnal_jobs::Error>() {
+            Some(hejnal_jobs::Error::Database(db)) if crate::store::database_unavailable(db) => ApiError::unavailable("the database"),
+            Some(hejnal_jobs::Error::Redis(_) | hejnal_jobs::Error::Broker(_)) => ApiError::unavailable("the queue"),
+            _ => ApiError::internal(e),
         }
     }
 }

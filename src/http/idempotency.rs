@@ -12,10 +12,13 @@ use axum::{
 use serde::Serialize;
 
 use super::{AppState, error::ApiError};
-use crate::store::{Official, now_ms};
+use crate::store::{Official, StoreResult, now_ms};
 
 /// How long a repeat waits for the first request's answer.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+
+/// How long recording a key's answer keeps trying while the database is out of reach.
+const PERSIST_FOR: Duration = Duration::from_secs(30);
 
 /// Run `work` once per (official, key, route); without a key, just run it.
 pub async fn once<T, F>(state: &AppState, official: &Official, headers: &HeaderMap, route: &str, work: F) -> Result<Response, ApiError>
@@ -32,11 +35,11 @@ where
         None => match work.await {
             Ok((status, body)) => {
                 let json = serde_json::to_string(&body).map_err(ApiError::internal)?;
-                store.idempotency_finish(official.id, &key, route, i32::from(status.as_u16()), &json).await?;
+                persist(|| store.idempotency_finish(official.id, &key, route, i32::from(status.as_u16()), &json)).await?;
                 Ok(replay(status.as_u16() as i32, json, false))
             }
             Err(e) => {
-                store.idempotency_abandon(official.id, &key, route).await?;
+                persist(|| store.idempotency_abandon(official.id, &key, route)).await?;
                 Err(e)
             }
         },
@@ -65,7 +68,29 @@ where
     }
 }
 
-fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// Record a key's answer, or give the key up, trying again while the database is out of reach
+/// for up to `PERSIST_FOR`. The work has happened (or failed) by then: a reservation left
+/// without its answer made every repeat of the key answer 409 for good, so an official could
+/// never learn what became of the request (found by the fault suite's connection-cut scenario).
+async fn persist<F, Fut>(mut call: F) -> Result<(), ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<()>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match call().await {
+            Err(e) if e.is_unavailable() && started.elapsed() < PERSIST_FOR => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            done => return done.map_err(ApiError::from),
+        }
+    }
+}
+
+pub(crate) fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
     let key = value.to_str().map(str::trim).unwrap_or("");
     if key.is_empty() || key.len() > 200 || !key.chars().all(|c| c.is_ascii_graphic()) {

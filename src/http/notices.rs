@@ -40,8 +40,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 201, body = NoticeView), (status = 401), (status = 403), (status = 422)))]
 async fn create(State(state): State<AppState>, official: CurrentOfficial, headers: HeaderMap, ApiJson(spec): ApiJson<NoticeSpec>) -> Result<Response, ApiError> {
     official.require(&["author"])?;
+    // The key also goes on the notice, so that a repeat after a lost answer finds it.
+    let key = idempotency::key(&headers)?;
     idempotency::once(&state, &official.0, &headers, "notices.create", async {
-        let row = service::create(&state.store, &official.0, &spec, None).await?;
+        let row = service::create(&state.store, &official.0, &spec, None, key.as_deref()).await?;
         Ok((StatusCode::CREATED, present(&state, row).await?))
     })
     .await

@@ -48,7 +48,7 @@ async fn subscribe(State(state): State<AppState>, ApiJson(req): ApiJson<Subscrib
         return Err(ApiError::from_fields(errors));
     }
     let contacts = state.store.signup(&parsed, &secrets::random_token(16), now_ms()).await?;
-    state.residents.queue_verifications(&state.queue, &contacts).await.map_err(ApiError::internal)?;
+    state.residents.queue_verifications(&state.queue, &contacts).await.map_err(ApiError::from_queue)?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
 
@@ -105,7 +105,7 @@ async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<Resend>) ->
     };
     if let Some(contact) = state.store.pending_contact(channel, &address).await? {
         let contact = crate::store::SignupContact { contact_id: contact, channel: channel.into(), status: "pending".into(), new: false };
-        state.residents.queue_verifications(&state.queue, &[contact]).await.map_err(ApiError::internal)?;
+        state.residents.queue_verifications(&state.queue, &[contact]).await.map_err(ApiError::from_queue)?;
     }
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }

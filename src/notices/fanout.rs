@@ -76,7 +76,7 @@ pub fn lane_of(notice: &NoticeRow) -> Lane {
 /// A Cancel withdraws what it references: whatever of the original still waits is cancelled.
 async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Result<(), HandlerError> {
     let Some(original) = notice.references_id else { return Ok(()) };
-    let cancel = Transition { from: &["published", "scheduled", "pending", "draft"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true };
+    let cancel = Transition { from: &["published", "scheduled", "pending", "draft"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true, audit: None };
     ctx.residents.store.transition(original, &cancel, now).await.map_err(retry)?;
     Ok(())
 }

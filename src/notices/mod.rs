@@ -28,6 +28,9 @@ pub struct DeliverySettings {
     pub approval_for_surveys: bool,
     /// How long a worker holds a delivery it is sending before another may take it up.
     pub lease: Duration,
+    /// A send starts only while this much of its lease is left: the provider's timeout and a
+    /// second, so that it ends before another worker may take the delivery up.
+    pub send_margin: Duration,
     /// Deliveries waiting longer than this are queued again by the sweeper.
     pub grace_emergency: Duration,
     pub grace_routine: Duration,
@@ -56,6 +59,7 @@ impl Default for DeliverySettings {
             approval_for_routine: true,
             approval_for_surveys: false,
             lease: Duration::from_secs(30),
+            send_margin: Duration::from_secs(11),
             grace_emergency: Duration::from_secs(120),
             grace_routine: Duration::from_secs(3600),
             sweep_every: Duration::from_secs(5),

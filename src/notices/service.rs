@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     http::error::ApiError,
-    store::{DynStore, NewNotice, NoticeRow, Official, TemplateRow, Transition, now_ms},
+    store::{AuditEntry, DynStore, NewNotice, NoticeRow, Official, TemplateRow, Transition, now_ms},
 };
 
 /// How a notice was cleared to go, as shown to officials and kept in the audit log.
@@ -27,7 +27,9 @@ pub mod approval {
 }
 
 /// Check and store a new draft.
-pub async fn create(store: &DynStore, official: &Official, spec: &NoticeSpec, template_id: Option<i64>) -> Result<NoticeRow, ApiError> {
+/// Write a draft. With the author's `idempotency_key`, a repeat (even one whose first answer
+/// was lost) returns the notice written first.
+pub async fn create(store: &DynStore, official: &Official, spec: &NoticeSpec, template_id: Option<i64>, idempotency_key: Option<&str>) -> Result<NoticeRow, ApiError> {
     spec.check(Utc::now())?;
     if let Some(a) = &spec.audience {
         let (districts, interests) = store.unknown_slugs(&a.districts, &a.interests).await?;
@@ -64,10 +66,9 @@ pub async fn create(store: &DynStore, official: &Official, spec: &NoticeSpec, te
         expires_at: ms(spec.expires),
         author_id: official.id,
         template_id,
+        idempotency_key: idempotency_key.map(str::to_owned),
     };
-    let now = now_ms();
-    let id = store.create_notice(&new, now).await?;
-    store.audit(official.id, "notices.create", &format!("notice {id}"), 0, now).await?;
+    let id = store.create_notice(&new, now_ms()).await?;
     store.notice(id).await?.ok_or_else(|| ApiError::internal("a notice vanished after its insert"))
 }
 
@@ -92,18 +93,16 @@ pub async fn submit(store: &DynStore, settings: &DeliverySettings, official: &Of
     let spec = parse(&notice)?;
     let now = now_ms();
     let outcome = if needs_approval(&spec, settings).is_some() {
-        let t = Transition { from: &["draft"], to: "pending", stamps: &["submitted_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: false };
+        let audit = entry(official, "notices.submit", format!("notice {id} (awaiting approval)"));
+        let t = Transition { from: &["draft"], to: "pending", stamps: &["submitted_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: false, audit: Some(audit) };
         store.transition(id, &t, now).await?
     } else {
         let how = if spec.msg_type == MsgType::Alert { approval::NOT_REQUIRED } else { approval::CORRECTION };
-        publish(store, &notice, &["draft"], None, how, now).await?
+        let audit = entry(official, "notices.publish", format!("notice {id} ({how})"));
+        publish(store, &notice, &["draft"], None, how, now, audit).await?
     };
     match outcome {
-        Some(row) => {
-            let action = if row.state == "pending" { "notices.submit" } else { "notices.publish" };
-            store.audit(official.id, action, &format!("notice {id} ({})", row.approval.as_deref().unwrap_or("awaiting approval")), 0, now).await?;
-            Ok(row)
-        }
+        Some(row) => Ok(row),
         // A double submit: the first one did it; answer with where the notice is now.
         None => settled(store, id, &["pending", "scheduled", "published"]).await,
     }
@@ -116,11 +115,9 @@ pub async fn approve(store: &DynStore, official: &Official, id: i64) -> Result<N
         return Err(ApiError::new(StatusCode::FORBIDDEN, "self_approval", "a notice must be approved by someone other than its author"));
     }
     let now = now_ms();
-    match publish(store, &notice, &["pending"], Some(official.id), approval::SECOND_OFFICIAL, now).await? {
-        Some(row) => {
-            store.audit(official.id, "notices.approve", &format!("notice {id}"), 0, now).await?;
-            Ok(row)
-        }
+    let audit = entry(official, "notices.approve", format!("notice {id}"));
+    match publish(store, &notice, &["pending"], Some(official.id), approval::SECOND_OFFICIAL, now, audit).await? {
+        Some(row) => Ok(row),
         None => settled(store, id, &["scheduled", "published"]).await,
     }
 }
@@ -134,12 +131,9 @@ pub async fn reject(store: &DynStore, official: &Official, id: i64, reason: &str
         return Err(ApiError::new(StatusCode::FORBIDDEN, "self_approval", "a notice must be reviewed by someone other than its author"));
     }
     let now = now_ms();
-    let t = Transition { from: &["pending"], to: "rejected", stamps: &[], approver_id: Some(official.id), approval: None, reject_reason: Some(reason.trim().to_owned()), jobs: vec![], cancel_deliveries: false };
+    let t = Transition { from: &["pending"], to: "rejected", stamps: &[], approver_id: Some(official.id), approval: None, reject_reason: Some(reason.trim().to_owned()), jobs: vec![], cancel_deliveries: false, audit: Some(entry(official, "notices.reject", format!("notice {id}"))) };
     match store.transition(id, &t, now).await? {
-        Some(row) => {
-            store.audit(official.id, "notices.reject", &format!("notice {id}"), 0, now).await?;
-            Ok(row)
-        }
+        Some(row) => Ok(row),
         None => settled(store, id, &["rejected"]).await,
     }
 }
@@ -148,12 +142,9 @@ pub async fn reject(store: &DynStore, official: &Official, id: i64, reason: &str
 pub async fn cancel(store: &DynStore, official: &Official, id: i64) -> Result<NoticeRow, ApiError> {
     load(store, id).await?;
     let now = now_ms();
-    let t = Transition { from: &["draft", "pending", "scheduled", "published"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true };
+    let t = Transition { from: &["draft", "pending", "scheduled", "published"], to: "cancelled", stamps: &["cancelled_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: true, audit: Some(entry(official, "notices.cancel", format!("notice {id}"))) };
     match store.transition(id, &t, now).await? {
-        Some(row) => {
-            store.audit(official.id, "notices.cancel", &format!("notice {id}"), 0, now).await?;
-            Ok(row)
-        }
+        Some(row) => Ok(row),
         None => settled(store, id, &["cancelled"]).await,
     }
 }
@@ -165,18 +156,16 @@ pub async fn send_template(store: &DynStore, official: &Official, template: &Tem
         return Err(ApiError::new(StatusCode::CONFLICT, "template_not_approved", "this template has not been approved by a second official"));
     }
     let spec: NoticeSpec = serde_json::from_str(&template.spec).map_err(ApiError::internal)?;
-    let draft = create(store, official, &spec, Some(template.id)).await?;
-    let now = now_ms();
-    let row = publish(store, &draft, &["draft"], None, approval::BREAK_GLASS, now)
+    let draft = create(store, official, &spec, Some(template.id), None).await?;
+    let audit = entry(official, "notices.break_glass", format!("notice {} from template {}", draft.id, template.id));
+    publish(store, &draft, &["draft"], None, approval::BREAK_GLASS, now_ms(), audit)
         .await?
-        .ok_or_else(|| ApiError::internal("a fresh draft could not be published"))?;
-    store.audit(official.id, "notices.break_glass", &format!("notice {} from template {}", row.id, template.id), 0, now).await?;
-    Ok(row)
+        .ok_or_else(|| ApiError::internal("a fresh draft could not be published"))
 }
 
 /// Publish now, or schedule for `send_at`, with the fan-out job in the same transaction.
 /// Whether `send_at` has come is the database's clock's to say, not this host's.
-async fn publish(store: &DynStore, notice: &NoticeRow, from: &'static [&'static str], approver: Option<i64>, how: &str, now: i64) -> Result<Option<NoticeRow>, ApiError> {
+async fn publish(store: &DynStore, notice: &NoticeRow, from: &'static [&'static str], approver: Option<i64>, how: &str, now: i64, audit: AuditEntry) -> Result<Option<NoticeRow>, ApiError> {
     let delay = match notice.send_at {
         Some(at) => Some(at - store.database_now_ms().await?).filter(|d| *d > 0),
         None => None,
@@ -188,8 +177,13 @@ async fn publish(store: &DynStore, notice: &NoticeRow, from: &'static [&'static 
         (None, Some(_)) => ("published", &["approved_at", "published_at"]),
         (None, None) => ("published", &["published_at"]),
     };
-    let t = Transition { from, to, stamps, approver_id: approver, approval: Some(how.to_owned()), reject_reason: None, jobs: vec![job], cancel_deliveries: false };
+    let t = Transition { from, to, stamps, approver_id: approver, approval: Some(how.to_owned()), reject_reason: None, jobs: vec![job], cancel_deliveries: false, audit: Some(audit) };
     Ok(store.transition(notice.id, &t, now).await?)
+}
+
+/// The audit entry a change by `official` writes with it.
+fn entry(official: &Official, action: &'static str, subject: String) -> AuditEntry {
+    AuditEntry { official_id: official.id, action, subject }
 }
 
 /// After a transition that did not apply: fine if the notice already got where the caller

@@ -44,6 +44,31 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Whether a database error means "out of reach for now, try again" rather than a bug: the
+/// pool gave up or closed, the connection broke, or the server ended it. PostgreSQL ends
+/// connections with SQLSTATE class 08 (connection exception), 57P01 to 57P03 (an
+/// administrator's `pg_terminate_backend`, a crash, a restart) and 53300 (too many
+/// connections). The API answers these 503 (they once answered 500: found by the fault
+/// suite's connection-cut scenario), and writes that must not be lost try them again.
+/// SQLite answers busy (5) or locked (6) past its busy timeout.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            code.starts_with("08") || ["57P01", "57P02", "57P03", "53300", "5", "6"].contains(&code.as_ref())
+        }
+        _ => false,
+    }
+}
+
+impl StoreError {
+    /// The database is out of reach for now (see [`database_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(e) if database_unavailable(e))
+    }
+}
+
 /// A district of Kraków, with its names in the three languages residents use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct District {

@@ -8,6 +8,8 @@ use super::{StoreResult, notices_types::*};
 
 #[async_trait]
 pub trait Notices: Send + Sync {
+    /// Insert a draft, and its `notices.create` audit entry, in one transaction. With an
+    /// idempotency key the author used before, nothing is inserted and that notice's id returns.
     async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64>;
     async fn notice(&self, id: i64) -> StoreResult<Option<NoticeRow>>;
     async fn notices(&self, limit: i64) -> StoreResult<Vec<NoticeRow>>;
@@ -29,6 +31,9 @@ pub trait Notices: Send + Sync {
     async fn finish_fan_out(&self, notice_id: i64, recipients: i64, now: i64) -> StoreResult<()>;
     /// Take the sendable deliveries of a range: queued and due, or sending with a lapsed lease.
     async fn claim_deliveries(&self, range: DeliveryRange<'_>, now: i64, lease_until: i64) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Hand back claims that were never sent, (delivery id, attempt): queued again, the attempt
+    /// not counted. A claim someone else has taken since is left alone.
+    async fn release_claims(&self, claims: &[(i64, i32)], now: i64) -> StoreResult<u64>;
     async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>>;
     /// Record attempts and move their deliveries forward, in one transaction.
     async fn record_attempts(&self, attempts: &[Attempt], worker_id: &str, now: i64) -> StoreResult<()>;
@@ -66,6 +71,17 @@ pub(super) const NOTICE_COLUMNS: &str = "id, kind, msg_type, status, severity, r
     expires_at, author_id, approver_id, approval, template_id, reject_reason, recipients, created_at, submitted_at, \
     approved_at, published_at, fanout_done_at, cancelled_at";
 
+/// Write an audit entry on the transaction `tx` (either dialect), with the change it records.
+macro_rules! insert_audit {
+    ($tx:ident, $entry:expr, $now:expr) => {
+        sqlx::query("INSERT INTO audit_log (official_id, action, subject, reached, at) VALUES ($1, $2, $3, 0, $4)")
+            .bind($entry.official_id).bind($entry.action).bind(&$entry.subject).bind($now)
+            .execute(&mut *$tx).await?
+    };
+}
+
+pub(crate) use insert_audit;
+
 macro_rules! notice_queries {
     ($store:ty, $db:ty, $backlog_insert:path, $db_now:expr) => {
         #[async_trait::async_trait]
@@ -97,15 +113,32 @@ macro_rules! notice_queries {
             }
 
             async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64> {
-                let (id,): (i64,) = sqlx::query_as(
+                let mut tx = self.begin_write().await?;
+                let inserted: Option<(i64,)> = sqlx::query_as(
                     "INSERT INTO notices (kind, msg_type, status, severity, references_id, root_id, spec, state, lane, send_at,
-                                          expires_at, author_id, template_id, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $10, $11, $12, $13) RETURNING id",
+                                          expires_at, author_id, template_id, idempotency_key, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $10, $11, $12, $13, $14)
+                     ON CONFLICT (author_id, idempotency_key) DO NOTHING RETURNING id",
                 )
                 .bind(&n.kind).bind(&n.msg_type).bind(&n.status).bind(&n.severity).bind(n.references_id).bind(n.root_id)
-                .bind(&n.spec).bind(&n.lane).bind(n.send_at).bind(n.expires_at).bind(n.author_id).bind(n.template_id).bind(now)
-                .fetch_one(&self.pool)
+                .bind(&n.spec).bind(&n.lane).bind(n.send_at).bind(n.expires_at).bind(n.author_id).bind(n.template_id)
+                .bind(&n.idempotency_key).bind(now)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let id = match inserted {
+                    Some((id,)) => {
+                        let entry = AuditEntry { official_id: n.author_id, action: "notices.create", subject: format!("notice {id}") };
+                        $crate::store::notices::insert_audit!(tx, entry, now);
+                        id
+                    }
+                    None => {
+                        let (id,): (i64,) = sqlx::query_as("SELECT id FROM notices WHERE author_id = $1 AND idempotency_key = $2")
+                            .bind(n.author_id).bind(&n.idempotency_key)
+                            .fetch_one(&mut *tx).await?;
+                        id
+                    }
+                };
+                tx.commit().await?;
                 Ok(id)
             }
 
@@ -149,6 +182,9 @@ macro_rules! notice_queries {
                                  WHERE notice_id = $2 AND (status = 'queued' OR (status = 'sending' AND lease_until < $3))")
                         .bind(now).bind(id).bind(now)
                         .execute(&mut *tx).await?;
+                }
+                if let Some(entry) = &t.audit {
+                    $crate::store::notices::insert_audit!(tx, entry, now);
                 }
                 if !t.jobs.is_empty() {
                     $backlog_insert(&mut *tx, &t.jobs).await.map_err($crate::store::common::backlog_error)?;
@@ -236,6 +272,20 @@ macro_rules! notice_queries {
                     .fetch_all(&self.pool).await?)
             }
 
+            async fn release_claims(&self, claims: &[(i64, i32)], now: i64) -> StoreResult<u64> {
+                if claims.is_empty() {
+                    return Ok(0);
+                }
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE deliveries SET status = 'queued', lease_until = NULL, attempts = deliveries.attempts - 1, updated_at = ");
+                b.push_bind(now).push(" FROM (");
+                b.push_values(claims, |mut row, (id, attempt)| {
+                    row.push_bind(*id).push_bind(*attempt);
+                });
+                b.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'sending'");
+                Ok(b.build().execute(&self.pool).await?.rows_affected())
+            }
+
             async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>> {
                 if contact_ids.is_empty() {
                     return Ok(vec![]);
@@ -253,10 +303,13 @@ macro_rules! notice_queries {
                 }
                 let mut tx = self.begin_write().await?;
                 // A receipt may already have moved a delivery past `sending`; then only the
-                // provider id is kept.
+                // provider id is kept, and the receipt's status and error stand (a failed
+                // report's reason was wiped by the send's empty error, found by the fault suite).
                 let mut b = sqlx::QueryBuilder::<$db>::new(
                     "UPDATE deliveries SET status = CASE WHEN deliveries.status = 'sending' THEN v.column2 ELSE deliveries.status END,
-                        provider_id = COALESCE(deliveries.provider_id, v.column3), error = v.column4, lease_until = v.column5, updated_at = ");
+                        provider_id = COALESCE(deliveries.provider_id, v.column3),
+                        error = CASE WHEN deliveries.status = 'sending' THEN v.column4 ELSE deliveries.error END,
+                        lease_until = CASE WHEN deliveries.status = 'sending' THEN v.column5 ELSE deliveries.lease_until END, updated_at = ");
                 b.push_bind(now).push(" FROM (");
                 b.push_values(attempts, |mut row, a| {
                     let (status, provider, error, lease) = $crate::store::notices::outcome_columns(&a.outcome);

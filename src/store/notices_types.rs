@@ -58,6 +58,17 @@ pub struct NewNotice {
     pub expires_at: Option<i64>,
     pub author_id: i64,
     pub template_id: Option<i64>,
+    /// The author's Idempotency-Key: a second insert with it returns the first notice.
+    pub idempotency_key: Option<String>,
+}
+
+/// An audit entry, written in the same transaction as the change it records, so that no
+/// change is ever left without its entry.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub official_id: i64,
+    pub action: &'static str,
+    pub subject: String,
 }
 
 /// A change of a notice's state, applied only when it is in one of `from`, with the jobs it
@@ -74,6 +85,7 @@ pub struct Transition {
     pub jobs: Vec<NewJob>,
     /// Also cancel every delivery of the notice still waiting.
     pub cancel_deliveries: bool,
+    pub audit: Option<AuditEntry>,
 }
 
 /// Who a fan-out reaches on one channel.

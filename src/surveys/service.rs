@@ -171,6 +171,7 @@ fn going_out(spec: &SurveySpec, author_id: i64, audience: Option<&Audience>, aud
                     expires_at: spec.closes_at.map(|t| t.timestamp_millis()),
                     author_id,
                     template_id: None,
+                    idempotency_key: None,
                 },
                 state: if later.is_some() { "scheduled" } else { "published" },
                 lane: hejnal_jobs::Lane::Routine,

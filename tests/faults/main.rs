@@ -7,8 +7,12 @@
 
 mod harness;
 
+mod double_clicks;
+mod postgres_cut;
 mod providers_misbehave;
+mod receipts;
 mod redis_lost;
+mod redis_paused;
 mod skewed_schedulers;
 mod sms_failover;
 mod worker_killed;

@@ -73,7 +73,7 @@ async fn misbehaving_providers_lose_nothing_repeat_only_what_timed_out_and_hold_
         ("HEJNAL_EMAIL_FROM", "Hejnal Krakow <noreply@krakow.pl>"),
         ("HEJNAL_SMS_TIMEOUT_MS", "1000"),
         ("HEJNAL_EMAIL_TIMEOUT_MS", "45000"),
-        ("HEJNAL_DELIVERY_LEASE_SECS", "60"),
+        ("HEJNAL_DELIVERY_LEASE_SECS", "100"),
         // Few connections: a send that held one while waiting would stop the others.
         ("HEJNAL_DATABASE_MAX_CONNECTIONS", "3"),
     ])

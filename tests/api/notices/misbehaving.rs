@@ -66,6 +66,7 @@ both_backends! {
         let kit = Kit::start_with(&env, |s| {
             s.database_max_connections = 1;
             s.email_timeout_ms = Some(20_000);
+            s.delivery_lease_secs = 45;
         })
         .await;
         kit.smtp.pattern(Stage::EndOfData, vec![Some(Act::Stall(Duration::from_secs(10)))]);

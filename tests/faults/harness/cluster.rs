@@ -40,7 +40,7 @@ const BASE_SETTINGS: &[(&str, &str)] = &[
     ("HEJNAL_SMS_SENDER", "KRAKOW"),
     ("HEJNAL_SMS_INBOUND_SECRET", RECEIPTS_SECRET),
     ("HEJNAL_SECRET_KEY", "faults-suite-link-key-0123456789abcdef"),
-    ("HEJNAL_PROVIDER_TIMEOUT_MS", "5000"),
+    ("HEJNAL_PROVIDER_TIMEOUT_MS", "2000"),
     ("HEJNAL_DATABASE_MAX_CONNECTIONS", "10"),
 ];
 
@@ -48,7 +48,6 @@ pub struct Cluster {
     pub postgres: Postgres,
     pub redis: Redis,
     pub sms: SmsGateway,
-    pub residents: i64,
     /// Every district, so that a notice can reach every seeded resident.
     pub districts: Vec<String>,
     pub api_base: String,
@@ -79,7 +78,6 @@ impl Cluster {
             postgres,
             redis,
             sms,
-            residents,
             districts: vec![],
             api_base: format!("http://{api_listen}"),
             api_listen,
@@ -165,6 +163,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::env::var_os("HEJNAL_TEST_KEEP_LOGS").is_some() {
+            let kept = std::mem::replace(&mut self.logs, tempfile::tempdir().expect("temp dir")).keep();
+            eprintln!("faults: process logs kept in {}", kept.display());
+            return;
+        }
         if !std::thread::panicking() {
             return;
         }
@@ -190,9 +193,33 @@ pub struct Service {
 }
 
 impl Service {
+    /// The sum of the numbers after `field` (e.g. `outcomes=`) on the log lines that say `what`.
+    pub fn logged_counts(&self, what: &str, field: &str) -> u64 {
+        let log = without_colours(&std::fs::read_to_string(&self.log).unwrap_or_default());
+        log.lines()
+            .filter(|line| line.contains(what))
+            .filter_map(|line| line.split(field).nth(1))
+            .filter_map(|rest| rest.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect::<String>().parse::<u64>().ok())
+            .sum()
+    }
+
     /// SIGKILL, and wait until it is gone.
     pub fn kill(&mut self) {
         self.process.signal("KILL");
         self.process.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("{} survived SIGKILL", self.name));
     }
+}
+
+/// The text of a log without its ANSI colour sequences (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -35,10 +35,28 @@ impl Ledger {
         n
     }
 
+    /// A count with one text parameter (`$1`).
+    pub async fn count_where(&self, sql: &'static str, value: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql).bind(value).fetch_one(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        n
+    }
+
     /// The ids a query returns (its first column).
     pub async fn ids(&self, sql: &'static str) -> BTreeSet<i64> {
         let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows.into_iter().map(|(id,)| id).collect()
+    }
+
+    /// How many deliveries a notice has.
+    pub async fn deliveries_of(&self, notice_id: i64) -> i64 {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM deliveries WHERE notice_id = $1").bind(notice_id).fetch_one(&self.pool).await.expect("deliveries of");
+        n
+    }
+
+    /// Two text columns of every row a query returns.
+    pub async fn pairs(&self, sql: &'static str) -> Vec<(String, String)> {
+        sqlx::query_as(sql).fetch_all(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub async fn strings(&self, sql: &'static str) -> Vec<String> {
@@ -93,22 +111,19 @@ impl Ledger {
         }
     }
 
+    /// Wait until a worker has taken up every one of `ids` since `since_ms` (claimed it again,
+    /// or finished it: either writes `updated_at`); returns how long it took.
+    pub async fn taken_up(&self, ids: &BTreeSet<i64>, since_ms: i64, limit: Duration) -> Duration {
+        let list: Vec<i64> = ids.iter().copied().collect();
+        let sql = "SELECT count(*) FROM deliveries WHERE id = ANY($1) AND updated_at < $2";
+        until_none_left(limit, "taken up", ids.len(), || sqlx::query_as(sql).bind(&list).bind(since_ms).fetch_one(&self.pool)).await
+    }
+
     /// Wait until all of `ids` are final; returns how long it took.
     pub async fn settle_ids(&self, ids: &BTreeSet<i64>, limit: Duration) -> Duration {
-        let started = Instant::now();
         let list: Vec<i64> = ids.iter().copied().collect();
-        loop {
-            let (open,): (i64,) = sqlx::query_as("SELECT count(*) FROM deliveries WHERE id = ANY($1) AND status IN ('queued', 'sending')")
-                .bind(&list)
-                .fetch_one(&self.pool)
-                .await
-                .expect("open deliveries");
-            if open == 0 {
-                return started.elapsed();
-            }
-            assert!(started.elapsed() < limit, "{open} of {} deliveries still open after {limit:?}", ids.len());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let sql = "SELECT count(*) FROM deliveries WHERE id = ANY($1) AND status IN ('queued', 'sending')";
+        until_none_left(limit, "final", ids.len(), || sqlx::query_as(sql).bind(&list).fetch_one(&self.pool)).await
     }
 
     /// Check the promises once everything has settled, and return what was counted.
@@ -142,6 +157,23 @@ impl Ledger {
             duplicates.len()
         );
         Verdict { statuses, at_sink: sink.requests, duplicates, unrecorded, timeouts }
+    }
+}
+
+/// Poll `left` (a count of `of` deliveries) until it is 0, up to `limit`; returns the wait.
+async fn until_none_left<F, Fut>(limit: Duration, what: &str, of: usize, mut left: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<(i64,)>>,
+{
+    let started = Instant::now();
+    loop {
+        let (n,) = left().await.expect("count deliveries");
+        if n == 0 {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{n} of {of} deliveries not {what} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

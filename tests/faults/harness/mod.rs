@@ -12,8 +12,8 @@ pub mod tools;
 
 use std::sync::{Mutex, MutexGuard};
 
-pub use cluster::{Cluster, RECEIPTS_SECRET, Service};
-pub use ledger::{Ledger, SinkLog, Verdict};
+pub use cluster::{Cluster, RECEIPTS_SECRET};
+pub use ledger::{Ledger, SinkLog};
 use serde_json::{Value, json};
 
 /// Deliveries every scenario drives at least.
@@ -44,6 +44,17 @@ pub fn routine_sms(marker: &str, districts: &[String]) -> Value {
         "urgency": "Expected", "certainty": "Likely",
         "texts": {"pl": {"title": format!("{marker} Remont ulicy"), "body": "W sobote 8:00-16:00 objazd. Autobusy jada inna trasa."}},
         "audience": {"districts": districts, "interests": [], "channels": ["sms"]}
+    })
+}
+
+/// An exercise: it needs no approval and reaches only the test audience (nobody here), so
+/// it exercises the API's write path and the queue's outbox without sending anything.
+pub fn exercise(district: &str) -> Value {
+    json!({
+        "kind": "info", "msg_type": "Alert", "status": "Exercise", "severity": "Minor",
+        "urgency": "Future", "certainty": "Possible",
+        "texts": {"pl": {"title": "Ćwiczenie", "body": "Próba systemu."}},
+        "audience": {"districts": [district], "interests": [], "channels": ["sms"]}
     })
 }
 
