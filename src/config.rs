@@ -41,12 +41,20 @@ pub struct Settings {
     pub sms_url: Option<String>,
     pub sms_token: Option<String>,
     pub sms_sender: Option<String>,
+    pub sms_name: Option<String>,
+    pub sms_weight: u32,
+    pub sms_timeout_ms: Option<u64>,
+    /// More SMS providers (`[[sms_providers]]` in the file); `HEJNAL_SMS_*` is the first.
+    pub sms_providers: Vec<crate::channels::settings::SmsProviderEntry>,
+    pub sms_failover_restore_secs: u64,
     pub smtp_url: Option<String>,
     pub email_from: Option<String>,
     pub vapid_private_key: Option<String>,
     pub vapid_subject: Option<String>,
     pub push_allow_local: bool,
     pub provider_timeout_ms: u64,
+    pub email_timeout_ms: Option<u64>,
+    pub push_timeout_ms: Option<u64>,
     pub sms_rate: Option<u32>,
     pub sms_concurrency: usize,
     pub email_rate: Option<u32>,
@@ -87,6 +95,8 @@ pub struct Settings {
     pub delivery_batch: u32,
     /// Write Polish letters in SMS as plain ASCII (GSM-7: 160 characters a segment, not 70).
     pub sms_transliterate: bool,
+    /// Tests only: shift the scheduler's clock of this process (refused in production).
+    pub clock_offset_ms: i64,
 }
 
 impl Default for Settings {
@@ -116,12 +126,19 @@ impl Default for Settings {
             sms_url: None,
             sms_token: None,
             sms_sender: None,
+            sms_name: None,
+            sms_weight: channels.sms_weight,
+            sms_timeout_ms: None,
+            sms_providers: Vec::new(),
+            sms_failover_restore_secs: channels.sms_failover_restore_secs,
             smtp_url: None,
             email_from: None,
             vapid_private_key: None,
             vapid_subject: None,
             push_allow_local: false,
             provider_timeout_ms: channels.provider_timeout_ms,
+            email_timeout_ms: None,
+            push_timeout_ms: None,
             sms_rate: channels.sms_rate,
             sms_concurrency: channels.sms_concurrency,
             email_rate: channels.email_rate,
@@ -146,6 +163,7 @@ impl Default for Settings {
             delivery_sweep_ms: 5000,
             delivery_batch: 500,
             sms_transliterate: false,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -272,6 +290,9 @@ impl Config {
             "json" => true,
             other => return Err(wrong("log_format", format!("{other:?} is not one of text, json"))),
         };
+        if s.clock_offset_ms != 0 && s.environment == "production" {
+            return Err(wrong("clock_offset_ms", "is for tests only and must be 0 in production"));
+        }
         let channels = channel_settings(&s)?;
         let sms_countries: Vec<String> = s.sms_countries.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect();
         if sms_countries.is_empty() || sms_countries.iter().any(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic())) {
@@ -294,6 +315,7 @@ impl Config {
             return Err(wrong("secret_key", "must be set in production (at least 32 random characters)"));
         }
         let delivery = delivery_settings(&s)?;
+        let delivery = with_send_margin(delivery, &channels)?;
         let queue = QueueConfig {
             url: s.queue_url,
             prefix: s.queue_prefix,
@@ -334,10 +356,8 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
     positive("delivery_lease_secs", s.delivery_lease_secs)?;
     positive("delivery_grace_emergency_secs", s.delivery_grace_emergency_secs)?;
     positive("delivery_grace_routine_secs", s.delivery_grace_routine_secs)?;
-    let send_margin = Duration::from_millis(s.provider_timeout_ms + 1000);
-    if Duration::from_secs(s.delivery_lease_secs) < send_margin * 2 {
-        return Err(wrong("delivery_lease_secs", "must be at least twice provider_timeout_ms plus 2 s: a send must end well inside its lease"));
-    }
+    // Set from the channels' timeouts, once they are read (`with_send_margin`).
+    let send_margin = Duration::ZERO;
     if !(100..=3_600_000).contains(&s.delivery_sweep_ms) {
         return Err(wrong("delivery_sweep_ms", "must be between 100 and 3600000"));
     }
@@ -354,7 +374,31 @@ fn delivery_settings(s: &Settings) -> Result<crate::notices::DeliverySettings, C
         sweep_every: Duration::from_millis(s.delivery_sweep_ms),
         batch: s.delivery_batch,
         sms_transliterate: s.sms_transliterate,
+        clock_offset_ms: s.clock_offset_ms,
     })
+}
+
+/// A send starts only while its longest possible run (through every SMS provider, when it
+/// fails over) plus a second is left of its lease, and the lease must be at least twice that, so
+/// that a send always ends inside its lease: once the lease lapses, another worker may take the
+/// delivery and send it too.
+fn with_send_margin(mut delivery: crate::notices::DeliverySettings, channels: &ChannelSettings) -> Result<crate::notices::DeliverySettings, ConfigError> {
+    use crate::channels::ChannelKind;
+    let longest = [channels.sms_attempt_timeout(), channels.timeout(ChannelKind::Email), channels.timeout(ChannelKind::Push)]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    delivery.send_margin = longest + Duration::from_secs(1);
+    if delivery.lease < delivery.send_margin * 2 {
+        return Err(wrong(
+            "delivery_lease_secs",
+            format!(
+                "must be at least twice the longest send plus 2 s ({} ms: the longest provider timeout, or every SMS provider's together when it fails over): a send must end well inside its lease",
+                delivery.send_margin.as_millis() * 2
+            ),
+        ));
+    }
+    Ok(delivery)
 }
 
 /// The channel settings, checked; an empty value counts as unset.
@@ -366,12 +410,19 @@ fn channel_settings(s: &Settings) -> Result<ChannelSettings, ConfigError> {
         sms_url: set(&s.sms_url),
         sms_token: set(&s.sms_token),
         sms_sender: set(&s.sms_sender),
+        sms_name: set(&s.sms_name),
+        sms_weight: s.sms_weight,
+        sms_timeout_ms: s.sms_timeout_ms,
+        sms_providers: s.sms_providers.clone(),
+        sms_failover_restore_secs: s.sms_failover_restore_secs,
         smtp_url: set(&s.smtp_url),
         email_from: set(&s.email_from),
         vapid_private_key: set(&s.vapid_private_key),
         vapid_subject: set(&s.vapid_subject),
         push_allow_local: s.push_allow_local,
         provider_timeout_ms: s.provider_timeout_ms,
+        email_timeout_ms: s.email_timeout_ms,
+        push_timeout_ms: s.push_timeout_ms,
         sms_rate: s.sms_rate,
         sms_concurrency: s.sms_concurrency,
         email_rate: s.email_rate,
@@ -497,6 +548,87 @@ mod tests {
         assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_EMERGENCY_RESERVE_PERCENT");
         let s = Settings { sms_concurrency: 0, ..Settings::default() };
         assert_eq!(Config::from_settings(s).unwrap_err().key, "HEJNAL_SMS_CONCURRENCY");
+    }
+
+    fn from_toml(toml: &str) -> Result<Config, ConfigError> {
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(toml)).extract().expect("valid TOML");
+        Config::from_settings(s)
+    }
+
+    const TWO_GATEWAYS: &str = r#"
+        sms_provider = "webhook"
+        sms_url = "http://gw-a.example/send"
+        sms_sender = "KRAKOW"
+        sms_name = "gw-a"
+        sms_weight = 70
+        [[sms_providers]]
+        name = "zapas"
+        provider = "smsapi"
+        token = "zapas-secret"
+        weight = 30
+        timeout_ms = 3000
+    "#;
+
+    #[test]
+    fn more_sms_providers_come_from_the_file_after_the_first() {
+        let c = from_toml(TWO_GATEWAYS).unwrap();
+        let entry = &c.channels.sms_providers[0];
+        assert_eq!((entry.name.as_str(), entry.weight, entry.timeout_ms), ("zapas", 30, Some(3000)));
+        assert!(!format!("{c:?}").contains("zapas-secret"));
+        let channels = crate::channels::Channels::from_config(&c.channels).unwrap();
+        assert_eq!(channels.sms.name(), "failover");
+        // One send may try both: 10 s for the first (the default) and 3 s for the second.
+        assert_eq!(c.channels.sms_attempt_timeout(), Duration::from_millis(13_000));
+    }
+
+    #[test]
+    fn a_wrong_extra_sms_provider_is_named_by_its_place_in_the_file() {
+        let e = from_toml(&TWO_GATEWAYS.replace("\"zapas\"", "\"gw-a\"")).unwrap_err();
+        assert_eq!(e.key, "sms_providers[0].name");
+        let e = from_toml(&TWO_GATEWAYS.replace("provider = \"smsapi\"", "provider = \"webhook\"")).unwrap_err();
+        assert_eq!(e.key, "sms_providers[0].url");
+        let e = from_toml(&TWO_GATEWAYS.replace("sms_weight = 70", "sms_weight = 0").replace("weight = 30", "weight = 0")).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_SMS_WEIGHT");
+        let e = from_toml(&TWO_GATEWAYS.replace("sms_provider = \"webhook\"", "")).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_SMS_PROVIDER");
+    }
+
+    #[test]
+    fn a_lease_shorter_than_a_send_through_every_provider_is_refused() {
+        // 10 s + 3 s through both gateways, plus 1 s, twice: 28 s.
+        let e = from_toml(&format!("delivery_lease_secs = 27\n{TWO_GATEWAYS}")).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_DELIVERY_LEASE_SECS");
+        assert!(e.reason.contains("28000 ms"), "{e}");
+        let c = from_toml(&format!("delivery_lease_secs = 28\n{TWO_GATEWAYS}")).unwrap();
+        assert_eq!(c.delivery.send_margin, Duration::from_secs(14));
+    }
+
+    #[test]
+    fn provider_timeouts_default_to_the_common_one() {
+        let c = from_toml("provider_timeout_ms = 4000\nemail_timeout_ms = 60000\ndelivery_lease_secs = 122").unwrap();
+        use crate::channels::ChannelKind::*;
+        assert_eq!([Sms, Email, Push].map(|k| c.channels.timeout(k).as_millis()), [4000, 60000, 4000]);
+        assert_eq!(from_toml("push_timeout_ms = 0").unwrap_err().key, "HEJNAL_PUSH_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn the_test_clock_offset_is_refused_in_production() {
+        let s = Settings { clock_offset_ms: 60_000, ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap().delivery.clock_offset_ms, 60_000);
+        let production = Settings { environment: "production".into(), clock_offset_ms: 1, ..Settings::default() };
+        assert_eq!(Config::from_settings(production).unwrap_err().key, "HEJNAL_CLOCK_OFFSET_MS");
+    }
+
+    #[test]
+    fn the_example_file_is_valid_with_its_extra_sms_provider_too() {
+        let example = include_str!("../deploy/hejnal.example.toml");
+        assert!(from_toml(example).is_ok());
+        // Its commented SMS providers, switched on (the first one with them).
+        let on = example.replace("# sms_provider = ", "sms_provider = ").replace("# sms_url = ", "sms_url = ").replace("# sms_sender = ", "sms_sender = ");
+        let tail = on.split("# [[sms_providers]]").nth(1).unwrap();
+        let on = format!("{}[[sms_providers]]{}", on.split("# [[sms_providers]]").next().unwrap(), tail.replace("\n# ", "\n"));
+        let c = from_toml(&on).unwrap();
+        assert_eq!(c.channels.sms_providers[0].name, "gateway-b");
     }
 
     #[test]

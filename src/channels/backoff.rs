@@ -38,7 +38,7 @@ pub fn retry_delay(attempt: u32, error: &SendError) -> Option<Duration> {
     match error {
         SendError::Permanent(_) | SendError::Gone(_) => None,
         SendError::RateLimited { retry_after } => Some(after_rate_limit(*retry_after)),
-        SendError::Transient(_) => Some(after_transient(attempt)),
+        SendError::Transient(_) | SendError::Unknown(_) => Some(after_transient(attempt)),
     }
 }
 

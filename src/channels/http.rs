@@ -36,20 +36,23 @@ pub(crate) fn builder(timeout: Duration) -> ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
 }
 
-/// A request that got no HTTP answer. A timeout or a failed connection may succeed later; a
-/// request we could not even build will not. The URL is left out of the text: push endpoints
+/// A request that got no HTTP answer. A failed connection may succeed later (transient); a
+/// timeout or a broken exchange may also have been sent (unknown); a request we could not even
+/// build will not succeed. The URL is left out of the text: push endpoints
 /// are capabilities, and some gateways take credentials in the query.
 pub(crate) fn transport_error(e: reqwest::Error) -> SendError {
     let e = e.without_url();
     if e.is_builder() {
         return SendError::Permanent(format!("request could not be built: {e}"));
     }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
+    // A connection that was never made sent nothing; any other timeout or break came after the
+    // request may have left, so the provider may have taken the message.
+    let (what, maybe_sent) = if e.is_connect() {
+        ("could not connect", false)
+    } else if e.is_timeout() {
+        ("timed out", true)
     } else {
-        "failed"
+        ("failed", true)
     };
     // The source chain says why (DNS, TLS, reset), which the top-level message often does not.
     let mut cause = String::new();
@@ -58,7 +61,8 @@ pub(crate) fn transport_error(e: reqwest::Error) -> SendError {
         cause = s.to_string();
         source = s.source();
     }
-    SendError::Transient(format!("request {what}: {e}{}", if cause.is_empty() { String::new() } else { format!(" ({cause})") }))
+    let text = format!("request {what}: {e}{}", if cause.is_empty() { String::new() } else { format!(" ({cause})") });
+    if maybe_sent { SendError::Unknown(text) } else { SendError::Transient(text) }
 }
 
 /// An answer, read whole: its status, headers and (bounded) text.

@@ -16,9 +16,14 @@
 //! - [`SendError::Gone`]: the address itself no longer exists (push 404/410, an SMS recipient who
 //!   opted out at the carrier). Do not retry, and deactivate the address.
 //!
-//! When the outcome is unknown (a timeout after the request left), the class is `Transient`:
-//! the request carries the delivery's reference ([`Message::reference`]) so that a repeat can be
-//! recognised: the SMS `reference`/`idx` field, the email `Message-ID`, the push payload.
+//! - [`SendError::Unknown`]: no answer came in time after the request left, so the provider may
+//!   have sent the message. Retried like a transient failure, and recorded as "may have been
+//!   sent" (`delivery_events.maybe_sent`), because the repeat may be a duplicate. The request
+//!   carries the delivery's reference ([`Message::reference`]) so that a repeat can be
+//!   recognised: the SMS `reference`/`idx` field, the email `Message-ID`, the push payload.
+//!
+//! A channel may spread its messages over several providers (SMS, [`failover`]); then
+//! [`Channel::send_traced`] says which provider took a message and which failed before it.
 //!
 //! Adapters hold no database connection; they are given everything they need.
 
@@ -27,6 +32,7 @@ mod registry;
 
 pub mod backoff;
 pub mod email;
+pub mod failover;
 pub mod outbox;
 pub mod push;
 pub mod settings;
@@ -183,6 +189,8 @@ pub enum SendError {
     Permanent(String),
     #[error("address gone: {0}")]
     Gone(String),
+    #[error("outcome unknown, it may have been sent: {0}")]
+    Unknown(String),
 }
 
 impl SendError {
@@ -193,8 +201,30 @@ impl SendError {
             SendError::RateLimited { .. } => "rate_limited",
             SendError::Permanent(_) => "permanent",
             SendError::Gone(_) => "gone",
+            SendError::Unknown(_) => "unknown",
         }
     }
+
+    /// The provider may have sent the message although it did not say so.
+    pub fn may_have_been_sent(&self) -> bool {
+        matches!(self, SendError::Unknown(_))
+    }
+
+    /// A failure of the provider rather than of the message or the address: another provider
+    /// of the channel may well succeed with it.
+    pub fn is_provider_trouble(&self) -> bool {
+        matches!(self, SendError::Transient(_) | SendError::RateLimited { .. } | SendError::Unknown(_))
+    }
+}
+
+/// What one send did, provider by provider (see [`Channel::send_traced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    /// The provider whose answer `result` is.
+    pub provider: String,
+    pub result: Result<Sent, SendError>,
+    /// Providers tried before it, which failed, in order.
+    pub failed_over: Vec<(String, SendError)>,
 }
 
 /// One way of sending messages. Object-safe: the service holds `Arc<dyn Channel>`.
@@ -204,6 +234,12 @@ pub trait Channel: Send + Sync {
     /// The adapter, e.g. `webhook`, `smsapi`, `twilio`, `smtp`, `webpush`, `dev-outbox`.
     fn name(&self) -> &str;
     async fn send(&self, to: &Address, msg: &Message) -> Result<Sent, SendError>;
+
+    /// Send, and say which provider answered. A channel over one provider is that provider; a
+    /// channel over several ([`failover::Failover`]) also reports the ones it moved on from.
+    async fn send_traced(&self, to: &Address, msg: &Message) -> Traced {
+        Traced { provider: self.name().to_owned(), result: self.send(to, msg).await, failed_over: vec![] }
+    }
 }
 
 /// The refusal an adapter gives to an address of another channel (a bug in the caller).

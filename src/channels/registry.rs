@@ -3,11 +3,12 @@
 //! configuration error instead (see `ChannelSettings::check`). Each channel also has its
 //! provider's [`Throttle`], shared by every clone of the `Channels`.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use super::{
     Channel, ChannelKind, DevOutbox,
     email::{EmailChannel, EmailSettings},
+    failover::{Failover, Member},
     http,
     push::{PushChannel, PushSettings},
     settings::{ChannelSettings, bad, required_for},
@@ -43,25 +44,23 @@ impl Channels {
     /// Build every channel. Nothing is contacted yet: providers are reached on the first send.
     pub fn from_config(settings: &ChannelSettings) -> Result<Channels, ConfigError> {
         settings.check()?;
-        let timeout = settings.provider_timeout();
         let mut outbox: Option<Arc<DevOutbox>> = None;
         let mut dev = |kind: ChannelKind| -> Arc<dyn Channel> {
             let shared = outbox.get_or_insert_with(|| Arc::new(DevOutbox::new(kind)));
             Arc::new(shared.for_kind(kind))
         };
-        let sms: Arc<dyn Channel> = match SmsSettings::parse(settings)? {
-            Some(sms) => {
-                let client = http::client(timeout).map_err(|e| client_error(ChannelKind::Sms, e))?;
-                Arc::new(SmsChannel::new(sms, client))
-            }
+        let sms = match sms_channel(settings)? {
+            Some(sms) => sms,
             None => dev(ChannelKind::Sms),
         };
         let email: Arc<dyn Channel> = match EmailSettings::parse(settings)? {
-            Some(email) => Arc::new(EmailChannel::new(email, timeout)),
+            Some(email) => Arc::new(EmailChannel::new(email, settings.timeout(ChannelKind::Email))),
             None => dev(ChannelKind::Email),
         };
         let push: Arc<dyn Channel> = match PushSettings::parse(settings)? {
-            Some(push) => Arc::new(PushChannel::new(push, timeout).map_err(|e| client_error(ChannelKind::Push, e))?),
+            Some(push) => Arc::new(
+                PushChannel::new(push, settings.timeout(ChannelKind::Push)).map_err(|e| client_error(ChannelKind::Push, e))?,
+            ),
             None => dev(ChannelKind::Push),
         };
         Ok(Channels { sms, email, push, outbox, throttles: Arc::new(Throttles::from_config(settings)) })
@@ -98,6 +97,26 @@ impl Channels {
     pub fn outbox(&self) -> Option<Arc<DevOutbox>> {
         self.outbox.clone()
     }
+}
+
+/// The SMS channel: one provider as it is, several behind a [`Failover`]; `None` for none.
+fn sms_channel(settings: &ChannelSettings) -> Result<Option<Arc<dyn Channel>>, ConfigError> {
+    let mut members = Vec::new();
+    for sms in SmsSettings::parse_all(settings)? {
+        let client = http::client(sms.timeout).map_err(|e| client_error(ChannelKind::Sms, e))?;
+        let (name, weight) = (sms.name.clone(), sms.weight);
+        // A provider's own limits, when it has any, apply beyond the channel's.
+        let throttle = (sms.rate.is_some() || sms.concurrency.is_some()).then(|| {
+            Throttle::new(sms.rate, sms.concurrency.unwrap_or(settings.sms_concurrency), settings.emergency_reserve_percent)
+        });
+        let channel: Arc<dyn Channel> = Arc::new(SmsChannel::new(sms, client));
+        members.push(Member { name, weight, channel, throttle });
+    }
+    if members.len() <= 1 {
+        return Ok(members.pop().map(|m| m.channel));
+    }
+    let restore = Duration::from_secs(settings.sms_failover_restore_secs);
+    Ok(Some(Arc::new(Failover::new(ChannelKind::Sms, members, restore))))
 }
 
 fn client_error(kind: ChannelKind, e: reqwest::Error) -> ConfigError {

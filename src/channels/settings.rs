@@ -5,6 +5,7 @@
 use std::{fmt, str::FromStr, time::Duration};
 
 use hejnal_jobs::broker::redact;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 
@@ -42,6 +43,19 @@ pub struct ChannelSettings {
     pub sms_token: Option<String>,
     /// `HEJNAL_SMS_SENDER`: the sender name or number.
     pub sms_sender: Option<String>,
+    /// `HEJNAL_SMS_NAME`: what the first SMS provider is called in records and metrics;
+    /// unset means its adapter's name (`webhook`, `smsapi`, `twilio`).
+    pub sms_name: Option<String>,
+    /// `HEJNAL_SMS_WEIGHT`: the first SMS provider's share of traffic, relative to the others.
+    pub sms_weight: u32,
+    /// `HEJNAL_SMS_TIMEOUT_MS`: the longest one request to the first SMS provider may take;
+    /// unset means `HEJNAL_PROVIDER_TIMEOUT_MS`.
+    pub sms_timeout_ms: Option<u64>,
+    /// `sms_providers` (configuration file): more SMS providers, after the first.
+    pub sms_providers: Vec<SmsProviderEntry>,
+    /// `HEJNAL_SMS_FAILOVER_RESTORE_SECS`: how long a failing SMS provider takes to get its
+    /// whole weight back once it stops failing.
+    pub sms_failover_restore_secs: u64,
     /// `HEJNAL_SMTP_URL`: `smtp://[user:password@]host[:port][?tls=required|opportunistic]` or
     /// `smtps://…`; unset means the dev outbox.
     pub smtp_url: Option<String>,
@@ -56,6 +70,10 @@ pub struct ChannelSettings {
     pub push_allow_local: bool,
     /// `HEJNAL_PROVIDER_TIMEOUT_MS`: the longest one provider request may take, end to end.
     pub provider_timeout_ms: u64,
+    /// `HEJNAL_EMAIL_TIMEOUT_MS`: the same for one SMTP transaction; unset means the above.
+    pub email_timeout_ms: Option<u64>,
+    /// `HEJNAL_PUSH_TIMEOUT_MS`: the same for one push request; unset means the above.
+    pub push_timeout_ms: Option<u64>,
     /// `HEJNAL_SMS_RATE`: SMS a second the provider takes; unset or 0: no limit.
     pub sms_rate: Option<u32>,
     /// `HEJNAL_SMS_CONCURRENCY`: SMS requests in flight at once, per process.
@@ -81,12 +99,19 @@ impl Default for ChannelSettings {
             sms_url: None,
             sms_token: None,
             sms_sender: None,
+            sms_name: None,
+            sms_weight: 100,
+            sms_timeout_ms: None,
+            sms_providers: Vec::new(),
+            sms_failover_restore_secs: 300,
             smtp_url: None,
             email_from: None,
             vapid_private_key: None,
             vapid_subject: None,
             push_allow_local: false,
             provider_timeout_ms: 10_000,
+            email_timeout_ms: None,
+            push_timeout_ms: None,
             sms_rate: None,
             sms_concurrency: 64,
             email_rate: None,
@@ -101,6 +126,24 @@ impl Default for ChannelSettings {
 impl ChannelSettings {
     pub fn provider_timeout(&self) -> Duration {
         Duration::from_millis(self.provider_timeout_ms)
+    }
+
+    /// The longest one request to the provider of `kind` may take (the first SMS provider's,
+    /// for SMS).
+    pub fn timeout(&self, kind: ChannelKind) -> Duration {
+        let own = match kind {
+            ChannelKind::Sms => self.sms_timeout_ms,
+            ChannelKind::Email => self.email_timeout_ms,
+            ChannelKind::Push => self.push_timeout_ms,
+        };
+        Duration::from_millis(own.unwrap_or(self.provider_timeout_ms))
+    }
+
+    /// The longest one SMS attempt may take when it fails over through every provider.
+    pub fn sms_attempt_timeout(&self) -> Duration {
+        let first = self.timeout(ChannelKind::Sms);
+        let more = self.sms_providers.iter().map(|p| Duration::from_millis(p.timeout_ms.unwrap_or(self.provider_timeout_ms)));
+        first + more.sum::<Duration>()
     }
 
     /// Sends a second the provider of `kind` takes; `None` for no limit (unset or 0).
@@ -124,8 +167,16 @@ impl ChannelSettings {
 
     /// Check every channel setting without connecting anywhere; the first wrong one is reported.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.provider_timeout_ms == 0 {
-            return Err(bad("HEJNAL_PROVIDER_TIMEOUT_MS", "must be greater than 0"));
+        for (key, value) in [
+            ("HEJNAL_PROVIDER_TIMEOUT_MS", Some(self.provider_timeout_ms)),
+            ("HEJNAL_SMS_TIMEOUT_MS", self.sms_timeout_ms),
+            ("HEJNAL_EMAIL_TIMEOUT_MS", self.email_timeout_ms),
+            ("HEJNAL_PUSH_TIMEOUT_MS", self.push_timeout_ms),
+            ("HEJNAL_SMS_FAILOVER_RESTORE_SECS", Some(self.sms_failover_restore_secs)),
+        ] {
+            if value == Some(0) {
+                return Err(bad(key, "must be greater than 0"));
+            }
         }
         self.check_throttles()?;
         if self.push_allow_local && self.environment == Environment::Production {
@@ -163,6 +214,48 @@ impl ChannelSettings {
     }
 }
 
+/// One more SMS provider, from the configuration file's `[[sms_providers]]` tables. The fields
+/// are those of the first provider's `HEJNAL_SMS_*` settings, plus its own limits.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsProviderEntry {
+    /// Unique; what records and metrics call it.
+    pub name: String,
+    /// `webhook`, `smsapi` or `twilio`.
+    pub provider: String,
+    pub url: Option<String>,
+    /// Secret.
+    pub token: Option<String>,
+    /// Unset: the first provider's sender.
+    pub sender: Option<String>,
+    /// Its share of traffic, relative to the others (default 100; 0 is a standby).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Unset: `HEJNAL_PROVIDER_TIMEOUT_MS`.
+    pub timeout_ms: Option<u64>,
+    /// Messages a second this provider takes, per process; unset: no limit of its own.
+    pub rate: Option<u32>,
+    /// Its requests in flight at once, per process; unset: no limit of its own.
+    pub concurrency: Option<usize>,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+impl fmt::Debug for SmsProviderEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsProviderEntry")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("url", &self.url.as_deref().map(redact))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("weight", &self.weight)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The variable that turns a channel from the dev outbox into a real provider.
 pub(crate) fn required_for(kind: ChannelKind) -> &'static str {
     match kind {
@@ -192,12 +285,19 @@ impl fmt::Debug for ChannelSettings {
             .field("sms_url", &self.sms_url.as_deref().map(redact))
             .field("sms_token", &hidden(&self.sms_token))
             .field("sms_sender", &self.sms_sender)
+            .field("sms_name", &self.sms_name)
+            .field("sms_weight", &self.sms_weight)
+            .field("sms_timeout_ms", &self.sms_timeout_ms)
+            .field("sms_providers", &self.sms_providers)
+            .field("sms_failover_restore_secs", &self.sms_failover_restore_secs)
             .field("smtp_url", &self.smtp_url.as_deref().map(redact))
             .field("email_from", &self.email_from)
             .field("vapid_private_key", &hidden(&self.vapid_private_key))
             .field("vapid_subject", &self.vapid_subject)
             .field("push_allow_local", &self.push_allow_local)
             .field("provider_timeout_ms", &self.provider_timeout_ms)
+            .field("email_timeout_ms", &self.email_timeout_ms)
+            .field("push_timeout_ms", &self.push_timeout_ms)
             .field("sms_rate", &self.sms_rate)
             .field("sms_concurrency", &self.sms_concurrency)
             .field("email_rate", &self.email_rate)

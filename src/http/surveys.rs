@@ -109,7 +109,10 @@ async fn publish(State(state): State<AppState>, official: CurrentOfficial, Path(
 
 /// A published (or submitted) survey, with what the official should know about it.
 fn with_warnings(state: &AppState, row: SurveyRow) -> Result<Json<SurveyView>, ApiError> {
-    let warnings = service::publish_warnings(&row, state.config.channels.sms_sender.as_deref());
+    let c = &state.config.channels;
+    let first = c.sms_sender.as_deref();
+    let senders: Vec<&str> = first.into_iter().chain(c.sms_providers.iter().filter_map(|p| p.sender.as_deref().or(first))).collect();
+    let warnings = service::publish_warnings(&row, &senders);
     for w in &warnings {
         tracing::warn!(survey = row.id, code = w.code, "{}", w.message);
     }

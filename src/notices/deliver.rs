@@ -18,7 +18,7 @@ use super::{NoticesCtx, render::{self, Rendered}, spec::NoticeSpec};
 use crate::{
     channels::{Address, ChannelKind, Message, PushTarget, SendError, Sent},
     domain::Language,
-    store::{Attempt, AttemptOutcome, ClaimedDelivery, DeliveryRange, DeliveryTarget, NoticeRow, now_ms},
+    store::{Attempt, AttemptOutcome, ClaimedDelivery, DeliveryRange, DeliveryTarget, NoticeRow, ProviderTry, now_ms},
 };
 
 /// Outcomes are written after this many sends.
@@ -148,8 +148,7 @@ impl Batch {
                     if !may_start() {
                         return Err((d.id, d.attempts));
                     }
-                    let outcome = self.send_one(ctx, &*channel, &d).await;
-                    Ok(Attempt { delivery_id: d.id, attempt: d.attempts, outcome })
+                    Ok(self.send_one(ctx, &*channel, &d).await)
                 }
             })
             .buffer_unordered(throttle.concurrency());
@@ -186,28 +185,31 @@ impl Batch {
         }
     }
 
-    async fn send_one(&self, ctx: &NoticesCtx, channel: &dyn crate::channels::Channel, d: &ClaimedDelivery) -> AttemptOutcome {
+    async fn send_one(&self, ctx: &NoticesCtx, channel: &dyn crate::channels::Channel, d: &ClaimedDelivery) -> Attempt {
+        let unsent = |outcome| Attempt { delivery_id: d.id, attempt: d.attempts, outcome, provider: None, maybe_sent: false, failed_over: vec![] };
         let Some(target) = d.contact_id.and_then(|id| self.targets.get(&id)) else {
-            return AttemptOutcome::Cancelled { reason: "the resident erased their data".into() };
+            return unsent(AttemptOutcome::Cancelled { reason: "the resident erased their data".into() });
         };
         if target.status != "verified" {
-            return AttemptOutcome::Cancelled { reason: format!("the contact is {}", target.status) };
+            return unsent(AttemptOutcome::Cancelled { reason: format!("the contact is {}", target.status) });
         }
         if self.expires_at.is_some_and(|e| e <= now_ms()) {
-            return AttemptOutcome::Expired;
+            return unsent(AttemptOutcome::Expired);
         }
         let invitation = match &self.invitations {
             Some(by_subscriber) => match by_subscriber.get(&d.subscriber_id) {
                 Some(id) => Some(*id),
-                None => return AttemptOutcome::Cancelled { reason: "no invitation for this resident".into() },
+                None => return unsent(AttemptOutcome::Cancelled { reason: "no invitation for this resident".into() }),
             },
             None => None,
         };
         if d.attempts > crate::channels::backoff::MAX_ATTEMPTS as i32 {
-            return AttemptOutcome::Failed { reason: format!("gave up after {} attempts", d.attempts - 1) };
+            return unsent(AttemptOutcome::Failed { reason: format!("gave up after {} attempts", d.attempts - 1) });
         }
         let message = self.message(ctx, d, target, invitation);
-        match channel.send(&address(self.kind, target), &message).await {
+        let traced = channel.send_traced(&address(self.kind, target), &message).await;
+        let maybe_sent = traced.result.as_ref().err().is_some_and(SendError::may_have_been_sent);
+        let outcome = match traced.result {
             Ok(Sent { provider_id }) => AttemptOutcome::Sent { provider_id },
             Err(SendError::Gone(reason)) => AttemptOutcome::Gone { reason, contact_id: target.contact_id },
             Err(e) => match crate::channels::backoff::retry_delay(d.attempts as u32, &e) {
@@ -216,7 +218,13 @@ impl Batch {
                 }
                 _ => AttemptOutcome::Failed { reason: e.to_string() },
             },
-        }
+        };
+        let failed_over = traced
+            .failed_over
+            .into_iter()
+            .map(|(provider, e)| ProviderTry { provider, maybe_sent: e.may_have_been_sent(), error: e.to_string() })
+            .collect();
+        Attempt { delivery_id: d.id, attempt: d.attempts, outcome, provider: Some(traced.provider), maybe_sent, failed_over }
     }
 
     fn message(&self, ctx: &NoticesCtx, d: &ClaimedDelivery, target: &DeliveryTarget, invitation: Option<i64>) -> Message {

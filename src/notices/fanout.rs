@@ -11,7 +11,7 @@ use hejnal_jobs::{HandlerError, Job, Lane, NewJob};
 use super::{NoticesCtx, spec::{MsgType, NoticeSpec, Status}};
 use crate::{
     domain::QuietHours,
-    store::{FanoutPlan, InsertedRange, NoticeRow, Transition, now_ms},
+    store::{FanoutPlan, InsertedRange, NoticeRow, ScheduledPublish, Transition, now_ms},
 };
 
 /// Subscriber ids per fan-out statement of an urgent notice: its first jobs go out once the
@@ -27,20 +27,18 @@ pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     let Some(mut notice) = store.notice(notice_id).await.map_err(retry)? else {
         return Err(HandlerError::Fatal(format!("notice {notice_id} does not exist")));
     };
-    let now = now_ms();
+    let now = ctx.settings.scheduler_now_ms();
     match notice.state.as_str() {
         "published" => {}
-        "scheduled" => {
-            // Never early: the job may arrive before `send_at` when clocks disagree.
-            if let Some(wait) = notice.send_at.map(|at| at - now).filter(|w| *w > 0) {
-                return Err(HandlerError::Retry { after: Duration::from_millis(wait as u64), reason: "not yet time".into() });
+        // Never early: only the database's clock says whether `send_at` has come, so workers
+        // whose clocks disagree still publish it once, and not before its time.
+        "scheduled" => match store.publish_if_due(notice_id).await.map_err(retry)? {
+            ScheduledPublish::Published(row) => notice = row,
+            ScheduledPublish::NotYet(left) => {
+                return Err(HandlerError::Retry { after: Duration::from_millis(left as u64), reason: "not yet time".into() });
             }
-            let publish = Transition { from: &["scheduled"], to: "published", stamps: &["published_at"], approver_id: None, approval: None, reject_reason: None, jobs: vec![], cancel_deliveries: false, audit: None };
-            match store.transition(notice_id, &publish, now).await.map_err(retry)? {
-                Some(row) => notice = row,
-                None => return Ok(()), // cancelled meanwhile, or another scheduler published it
-            }
-        }
+            ScheduledPublish::NotScheduled => return Ok(()), // cancelled meanwhile, or another scheduler published it
+        },
         _ => return Ok(()), // cancelled or never published: nothing to send
     }
     let spec: NoticeSpec = serde_json::from_str(&notice.spec).map_err(|e| HandlerError::Fatal(format!("notice {notice_id}: {e}")))?;

@@ -39,6 +39,18 @@ pub struct DeliverySettings {
     /// Deliveries per job.
     pub batch: u32,
     pub sms_transliterate: bool,
+    /// Tests only (`HEJNAL_CLOCK_OFFSET_MS`): shift the scheduler's clock by this much, to play
+    /// a host whose clock is wrong. Whether a scheduled notice is due is decided by the
+    /// database's clock, so the shift must change nothing a resident sees.
+    pub clock_offset_ms: i64,
+}
+
+impl DeliverySettings {
+    /// The scheduler's notion of now: this host's clock, shifted in tests. It stamps fan-out
+    /// work; it never decides whether `send_at` has come (`Notices::publish_if_due` does).
+    pub fn scheduler_now_ms(&self) -> i64 {
+        crate::store::now_ms() + self.clock_offset_ms
+    }
 }
 
 impl Default for DeliverySettings {
@@ -53,6 +65,7 @@ impl Default for DeliverySettings {
             sweep_every: Duration::from_secs(5),
             batch: 500,
             sms_transliterate: false,
+            clock_offset_ms: 0,
         }
     }
 }

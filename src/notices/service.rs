@@ -164,8 +164,12 @@ pub async fn send_template(store: &DynStore, official: &Official, template: &Tem
 }
 
 /// Publish now, or schedule for `send_at`, with the fan-out job in the same transaction.
+/// Whether `send_at` has come is the database's clock's to say, not this host's.
 async fn publish(store: &DynStore, notice: &NoticeRow, from: &'static [&'static str], approver: Option<i64>, how: &str, now: i64, audit: AuditEntry) -> Result<Option<NoticeRow>, ApiError> {
-    let delay = notice.send_at.map(|at| at - now).filter(|d| *d > 0);
+    let delay = match notice.send_at {
+        Some(at) => Some(at - store.database_now_ms().await?).filter(|d| *d > 0),
+        None => None,
+    };
     let job = NewJob::after(lane_of(notice), Job::FanOutV1 { notice_id: notice.id }, Duration::from_millis(delay.unwrap_or(0) as u64));
     let (to, stamps): (&'static str, &'static [&'static str]) = match (delay, approver) {
         (Some(_), Some(_)) => ("scheduled", &["approved_at"]),

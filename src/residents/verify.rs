@@ -59,7 +59,7 @@ pub async fn run(ctx: &ResidentsCtx, contact_id: i64, attempt: i32) -> Result<()
         }
         Err(SendError::Permanent(reason)) => Err(HandlerError::Fatal(reason)),
         Err(SendError::RateLimited { retry_after }) => Err(HandlerError::Retry { after: retry_after, reason: "provider rate limit".into() }),
-        Err(SendError::Transient(reason)) => Err(HandlerError::Retry { after: Duration::from_secs(30), reason }),
+        Err(SendError::Transient(reason) | SendError::Unknown(reason)) => Err(HandlerError::Retry { after: Duration::from_secs(30), reason }),
     }
 }
 

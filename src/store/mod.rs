@@ -122,7 +122,9 @@ pub trait Store: CommonQueries + Residents + Notices + Surveys + Consultations +
     async fn migrate(&self) -> StoreResult<()>;
     /// The job backlog lives in this database, so the queue shares its transactions.
     fn backlog(&self) -> Backlog;
-
+    /// Connections of this process's pool checked out right now (for tests and health: no
+    /// connection may be held while a provider is being waited on).
+    fn connections_in_use(&self) -> u32;
 
 
     /// Store a token digest for an official; `ttl_days` from now.

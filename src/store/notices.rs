@@ -15,6 +15,11 @@ pub trait Notices: Send + Sync {
     async fn notices(&self, limit: i64) -> StoreResult<Vec<NoticeRow>>;
     /// Apply `t` if the notice is in one of `t.from`; None when it is not (or unknown).
     async fn transition(&self, id: i64, t: &Transition, now: i64) -> StoreResult<Option<NoticeRow>>;
+    /// Milliseconds since the epoch by the database's clock: the one clock every process
+    /// agrees on, which decides when a scheduled notice is due.
+    async fn database_now_ms(&self) -> StoreResult<i64>;
+    /// Publish a scheduled notice if its `send_at` has come by the database's clock.
+    async fn publish_if_due(&self, id: i64) -> StoreResult<ScheduledPublish>;
     /// Insert one channel's deliveries of a fan-out (existing ones are left alone).
     async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange>;
     /// The lowest and highest subscriber id, (1, 0) when there are none: the fan-out's chunks.
@@ -78,9 +83,35 @@ macro_rules! insert_audit {
 pub(crate) use insert_audit;
 
 macro_rules! notice_queries {
-    ($store:ty, $db:ty, $backlog_insert:path) => {
+    ($store:ty, $db:ty, $backlog_insert:path, $db_now:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::notices::Notices for $store {
+            async fn database_now_ms(&self) -> StoreResult<i64> {
+                let (now,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {}", $db_now))).fetch_one(&self.pool).await?;
+                Ok(now)
+            }
+
+            async fn publish_if_due(&self, id: i64) -> StoreResult<ScheduledPublish> {
+                // The comparison and the stamp both use the database's clock, in one statement,
+                // so no process's clock can make a notice go early.
+                let publish = format!(
+                    "UPDATE notices SET state = 'published', published_at = {now}
+                     WHERE id = $1 AND state = 'scheduled' AND (send_at IS NULL OR send_at <= {now})
+                     RETURNING {columns}",
+                    now = $db_now, columns = $crate::store::notices::NOTICE_COLUMNS);
+                let row: Option<NoticeRow> = sqlx::query_as(sqlx::AssertSqlSafe(publish)).bind(id).fetch_optional(&self.pool).await?;
+                if let Some(row) = row {
+                    return Ok(ScheduledPublish::Published(row));
+                }
+                let left = format!("SELECT send_at - {} FROM notices WHERE id = $1 AND state = 'scheduled'", $db_now);
+                let left: Option<(Option<i64>,)> = sqlx::query_as(sqlx::AssertSqlSafe(left)).bind(id).fetch_optional(&self.pool).await?;
+                Ok(match left {
+                    // Still scheduled: not due yet (or it became due just now; a wait of 0 retries).
+                    Some((left,)) => ScheduledPublish::NotYet(left.unwrap_or(0).max(0)),
+                    None => ScheduledPublish::NotScheduled,
+                })
+            }
+
             async fn create_notice(&self, n: &NewNotice, now: i64) -> StoreResult<i64> {
                 let mut tx = self.begin_write().await?;
                 let inserted: Option<(i64,)> = sqlx::query_as(
@@ -289,12 +320,20 @@ macro_rules! notice_queries {
                 });
                 b.push(") AS v WHERE deliveries.id = v.column1");
                 b.build().execute(&mut *tx).await?;
-                let mut e = sqlx::QueryBuilder::<$db>::new("INSERT INTO delivery_events (delivery_id, attempt, outcome, detail, worker_id, at) ");
-                e.push_values(attempts, |mut row, a| {
+                // One event per provider try: the failed-over ones first, then the outcome.
+                let mut events: Vec<(i64, i32, &str, Option<String>, Option<&str>, bool)> = Vec::with_capacity(attempts.len());
+                for a in attempts {
+                    for t in &a.failed_over {
+                        events.push((a.delivery_id, a.attempt, "failover", Some(t.error.clone()), Some(&t.provider), t.maybe_sent));
+                    }
                     let (status, provider, error, _) = $crate::store::notices::outcome_columns(&a.outcome);
                     let outcome = if matches!(a.outcome, AttemptOutcome::Retry { .. }) { "retry" } else { status };
-                    row.push_bind(a.delivery_id).push_bind(a.attempt).push_bind(outcome).push_bind(provider.or(error))
-                        .push_bind(worker_id.to_owned()).push_bind(now);
+                    events.push((a.delivery_id, a.attempt, outcome, provider.or(error), a.provider.as_deref(), a.maybe_sent));
+                }
+                let mut e = sqlx::QueryBuilder::<$db>::new("INSERT INTO delivery_events (delivery_id, attempt, outcome, detail, worker_id, at, provider, maybe_sent) ");
+                e.push_values(events, |mut row, (delivery_id, attempt, outcome, detail, provider, maybe_sent)| {
+                    row.push_bind(delivery_id).push_bind(attempt).push_bind(outcome.to_owned()).push_bind(detail)
+                        .push_bind(worker_id.to_owned()).push_bind(now).push_bind(provider.map(str::to_owned)).push_bind(maybe_sent);
                 });
                 e.build().execute(&mut *tx).await?;
                 let gone: Vec<i64> = attempts.iter().filter_map(|a| match a.outcome { AttemptOutcome::Gone { contact_id, .. } => Some(contact_id), _ => None }).collect();
@@ -373,7 +412,7 @@ macro_rules! notice_queries {
             }
 
             async fn delivery_events(&self, delivery_id: i64) -> StoreResult<Vec<DeliveryEvent>> {
-                Ok(sqlx::query_as("SELECT attempt, outcome, detail, worker_id, at FROM delivery_events WHERE delivery_id = $1 ORDER BY id")
+                Ok(sqlx::query_as("SELECT attempt, outcome, detail, worker_id, at, provider, maybe_sent FROM delivery_events WHERE delivery_id = $1 ORDER BY id")
                     .bind(delivery_id).fetch_all(&self.pool).await?)
             }
 

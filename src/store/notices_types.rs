@@ -32,6 +32,17 @@ pub struct NoticeRow {
     pub cancelled_at: Option<i64>,
 }
 
+/// Whether a scheduled notice was published, by the database's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduledPublish {
+    /// It was due and is now published (by this call).
+    Published(NoticeRow),
+    /// Not due yet: this many milliseconds are left, by the database's clock.
+    NotYet(i64),
+    /// It is not scheduled (any more): published by someone else, or cancelled.
+    NotScheduled,
+}
+
 /// What `create_notice` stores.
 #[derive(Debug, Clone)]
 pub struct NewNotice {
@@ -142,6 +153,20 @@ pub struct Attempt {
     pub delivery_id: i64,
     pub attempt: i32,
     pub outcome: AttemptOutcome,
+    /// The provider whose answer is the outcome; none when nothing was sent.
+    pub provider: Option<String>,
+    /// That provider may have sent it although it did not say so (a timeout).
+    pub maybe_sent: bool,
+    /// Providers tried earlier in the same attempt that failed (SMS failover), in order.
+    pub failed_over: Vec<ProviderTry>,
+}
+
+/// A provider's failed try that the attempt moved on from to another provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderTry {
+    pub provider: String,
+    pub error: String,
+    pub maybe_sent: bool,
 }
 
 /// Deliveries of one notice and channel with ids in `first..=last`: what one job sends.
@@ -179,4 +204,10 @@ pub struct DeliveryEvent {
     pub detail: Option<String>,
     pub worker_id: Option<String>,
     pub at: i64,
+    /// The provider that took this try (`webhook`, a configured SMS provider's name, `smtp`,
+    /// `webpush`); none for receipts and for deliveries closed without a send.
+    pub provider: Option<String>,
+    /// The request may have reached the provider though no answer came back (a timeout): a
+    /// repeat may be a duplicate, which the reference lets the provider recognise.
+    pub maybe_sent: bool,
 }

@@ -16,7 +16,7 @@ use super::consultations::{CommentRow, Moderation, NewComment, ReportRow};
 
 super::common::common_queries!(PgStore);
 super::residents::resident_queries!(PgStore, sqlx::Postgres);
-super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert);
+super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert, hejnal_jobs::backlog::postgres::DB_NOW_MS);
 // Advisory locks (class 7243011, the survey id), not FOR SHARE on the survey row: shared row
 // locks taken by concurrent answer commits each make a MultiXact and write the row.
 super::surveys::survey_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert,
@@ -70,6 +70,10 @@ impl Store for PgStore {
 
     fn backlog(&self) -> Backlog {
         Backlog::Postgres(self.pool.clone())
+    }
+
+    fn connections_in_use(&self) -> u32 {
+        self.pool.size().saturating_sub(self.pool.num_idle() as u32)
     }
 
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {

@@ -19,7 +19,7 @@ use super::consultations::{CommentRow, Moderation, NewComment, ReportRow};
 
 super::common::common_queries!(SqliteStore);
 super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
-super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert);
+super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, hejnal_jobs::backlog::sqlite::DB_NOW_MS);
 super::surveys::survey_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, None::<&'static str>, None::<&'static str>);
 super::consultations::consultation_queries!(SqliteStore, sqlx::Sqlite);
 
@@ -79,6 +79,11 @@ impl Store for SqliteStore {
 
     fn backlog(&self) -> Backlog {
         Backlog::Sqlite(self.pool.clone())
+    }
+
+    fn connections_in_use(&self) -> u32 {
+        let in_use = |pool: &SqlitePool| pool.size().saturating_sub(pool.num_idle() as u32);
+        in_use(&self.pool) + in_use(&self.writer)
     }
 
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {

@@ -130,19 +130,22 @@ pub fn sender_takes_replies(sender: &str) -> bool {
     (3..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// What to tell the official publishing `row` to `audience` with this SMS sender.
-pub fn publish_warnings(row: &SurveyRow, sms_sender: Option<&str>) -> Vec<Warning> {
+/// What to tell the official publishing `row` with these SMS senders (one per SMS provider:
+/// with failover, any of them may carry the invitation).
+pub fn publish_warnings(row: &SurveyRow, sms_senders: &[&str]) -> Vec<Warning> {
     let audience: Option<Audience> = row.audience.as_deref().and_then(|a| serde_json::from_str(a).ok());
     let by_sms = audience.is_some_and(|a| a.channels.iter().any(|c| c == "sms"));
-    match sms_sender {
-        Some(sender) if row.kind == "poll" && by_sms && !sender_takes_replies(sender) => vec![Warning {
-            code: "sms_sender_not_a_number",
-            message: format!(
-                "the SMS sender {sender:?} (HEJNAL_SMS_SENDER) is a name, not a number: residents cannot reply to it, \
-                 so this poll can only be answered through the link in the SMS"),
-        }],
-        _ => vec![],
+    let names: Vec<String> = sms_senders.iter().filter(|s| !sender_takes_replies(s)).map(|s| format!("{s:?}")).collect();
+    if row.kind != "poll" || !by_sms || names.is_empty() {
+        return vec![];
     }
+    vec![Warning {
+        code: "sms_sender_not_a_number",
+        message: format!(
+            "the SMS sender {} (HEJNAL_SMS_SENDER, or an SMS provider's sender) is a name, not a number: residents cannot reply \
+             to it, so this poll can only be answered through the link in the SMS",
+            names.join(", ")),
+    }]
 }
 
 /// The second official's approval, when `HEJNAL_APPROVAL_FOR_SURVEYS` asks for one.

@@ -34,6 +34,9 @@ pub struct Recorded {
     pub path: String,
     pub headers: HeaderMap,
     pub body: String,
+    /// The status the gateway answered (perhaps after the client stopped waiting): a 2xx
+    /// means the gateway took the message, whatever the client learnt.
+    pub status: u16,
 }
 
 impl Recorded {
@@ -47,6 +50,15 @@ impl Recorded {
 
     pub fn form(&self) -> HashMap<String, String> {
         url::form_urlencoded::parse(self.body.as_bytes()).into_owned().collect()
+    }
+
+    /// The webhook request's `reference` (the delivery id), if it has one.
+    pub fn reference(&self) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(&self.body).ok()?.get("reference")?.as_str().map(str::to_owned)
+    }
+
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.status)
     }
 }
 
@@ -80,6 +92,25 @@ struct Gateway {
     style: Style,
     requests: Tally<Recorded>,
     script: Mutex<VecDeque<Reply>>,
+    pattern: Mutex<Pattern>,
+}
+
+/// Answers that repeat, for faults that last: `None` is the usual acceptance.
+#[derive(Default)]
+struct Pattern {
+    replies: Vec<Option<Reply>>,
+    next: usize,
+}
+
+impl Pattern {
+    fn next(&mut self) -> Option<Reply> {
+        if self.replies.is_empty() {
+            return None;
+        }
+        let reply = self.replies[self.next % self.replies.len()].clone();
+        self.next += 1;
+        reply
+    }
 }
 
 pub struct SmsGateway {
@@ -96,7 +127,7 @@ impl SmsGateway {
 
     /// A gateway on a free local port that keeps what `keep` says.
     pub async fn bind(style: Style, keep: Keep) -> io::Result<SmsGateway> {
-        let state = Arc::new(Gateway { style, requests: Tally::new(keep), script: Mutex::new(VecDeque::new()) });
+        let state = Arc::new(Gateway { style, requests: Tally::new(keep), script: Mutex::new(VecDeque::new()), pattern: Mutex::default() });
         let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -114,6 +145,14 @@ impl SmsGateway {
     /// Answer the next request with `reply`.
     pub fn then(&self, reply: Reply) {
         self.state.script.lock().unwrap().push_back(reply);
+    }
+
+    /// From now on, when nothing is scripted, answer request after request from `replies` in
+    /// turn, over and over; `None` in it is the usual acceptance, and an empty list stops it.
+    /// E.g. `[Some(500)]` is a gateway that always fails, `[Some(500); 5]` then `[None; 20]`
+    /// runs of five failures.
+    pub fn pattern(&self, replies: Vec<Option<Reply>>) {
+        *self.state.pattern.lock().unwrap() = Pattern { replies, next: 0 };
     }
 
     /// The requests kept (all of them, unless the gateway was bound to keep fewer).
@@ -139,13 +178,16 @@ impl Drop for SmsGateway {
 }
 
 async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let scripted = gw.script.lock().unwrap().pop_front().or_else(|| gw.pattern.lock().unwrap().next());
+    // The id of an acceptance is the request's number, known once it is recorded.
+    let status = scripted.as_ref().map_or_else(|| accepted(gw.style, 0).status, |r| r.status);
     let n = gw.requests.record(&body, || Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        status,
     });
-    let scripted = gw.script.lock().unwrap().pop_front();
     let reply = scripted.unwrap_or_else(|| accepted(gw.style, n));
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;

@@ -80,6 +80,8 @@ struct State {
     options: SmtpOptions,
     received: Tally<Received>,
     script: Mutex<HashMap<Stage, VecDeque<Act>>>,
+    /// Acts that repeat at a stage, once its script is used up: `None` is the usual answer.
+    patterns: Mutex<HashMap<Stage, (Vec<Option<Act>>, usize)>>,
     connections: AtomicUsize,
 }
 
@@ -102,6 +104,7 @@ impl SmtpSink {
             options,
             received: Tally::new(options.keep),
             script: Mutex::new(HashMap::new()),
+            patterns: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
         });
         let shared = Arc::clone(&state);
@@ -125,6 +128,13 @@ impl SmtpSink {
     /// The next time `stage` comes, do `act` instead of the usual answer.
     pub fn script(&self, stage: Stage, act: Act) {
         self.state.script.lock().unwrap().entry(stage).or_default().push_back(act);
+    }
+
+    /// From now on, when nothing is scripted for `stage`, act from `acts` in turn, over and
+    /// over (`None` is the usual answer); an empty list stops it. E.g. at `EndOfData`,
+    /// `[Some(Reply(451)), None]` defers every other message, `[Some(Stall(30 s))]` stalls all.
+    pub fn pattern(&self, stage: Stage, acts: Vec<Option<Act>>) {
+        self.state.patterns.lock().unwrap().insert(stage, (acts, 0));
     }
 
     /// The messages kept (all of them, unless the sink was bound to keep fewer).
@@ -153,16 +163,34 @@ impl Drop for SmtpSink {
     }
 }
 
-/// The code to answer at `stage`: the script's, after any stall, or `usual`.
+/// The code to answer at `stage`: the script's, after any stall, or the pattern's, or `usual`.
 async fn decide(state: &State, stage: Stage, usual: u16) -> u16 {
     loop {
-        let act = state.script.lock().unwrap().get_mut(&stage).and_then(VecDeque::pop_front);
-        match act {
-            None => return usual,
+        let scripted = state.script.lock().unwrap().get_mut(&stage).and_then(VecDeque::pop_front);
+        match scripted {
             Some(Act::Reply(code)) => return code,
+            // A scripted stall is followed by the next scripted act, if any.
             Some(Act::Stall(wait)) => tokio::time::sleep(wait).await,
+            None => break,
         }
     }
+    let from_pattern = next_in_pattern(state, stage);
+    match from_pattern {
+        Some(Act::Reply(code)) => code,
+        Some(Act::Stall(wait)) => {
+            tokio::time::sleep(wait).await;
+            usual
+        }
+        None => usual,
+    }
+}
+
+fn next_in_pattern(state: &State, stage: Stage) -> Option<Act> {
+    let mut patterns = state.patterns.lock().unwrap();
+    let (acts, next) = patterns.get_mut(&stage).filter(|(acts, _)| !acts.is_empty())?;
+    let act = acts[*next % acts.len()];
+    *next += 1;
+    act
 }
 
 fn line(code: u16) -> String {

@@ -9,7 +9,10 @@ mod harness;
 
 mod double_clicks;
 mod postgres_cut;
-mod redis_lost;
+mod providers_misbehave;
 mod receipts;
+mod redis_lost;
 mod redis_paused;
+mod skewed_schedulers;
+mod sms_failover;
 mod worker_killed;

@@ -12,7 +12,9 @@ macro_rules! now_ms {
         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
     };
 }
-const NOW: &str = now_ms!();
+/// Also for the service's own queries that must read the one clock every process shares.
+pub const DB_NOW_MS: &str = now_ms!();
+const NOW: &str = DB_NOW_MS;
 
 /// Insert jobs on a connection the caller holds, so they can share the caller's transaction
 /// (the outbox pattern: a notice and its fan-out job commit together).

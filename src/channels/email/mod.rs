@@ -74,7 +74,8 @@ impl Channel for EmailChannel {
         let email = message::build(&self.from, &self.domain, address, msg)?;
         let data = email.formatted();
         match tokio::time::timeout(self.timeout, self.pool.send(email.envelope(), &data)).await {
-            Err(_) => Err(SendError::Transient(format!(
+            // The message may have gone through before the server stalled on its last reply.
+            Err(_) => Err(SendError::Unknown(format!(
                 "the SMTP server did not finish within {} ms",
                 self.timeout.as_millis()
             ))),

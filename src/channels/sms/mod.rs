@@ -15,7 +15,7 @@ use url::Url;
 use super::{
     Address, Channel, ChannelKind, Message, SendError, Sent,
     http::{Answer, transport_error},
-    settings::{ChannelSettings, bad, needed},
+    settings::{ChannelSettings, bad},
     wrong_address,
 };
 use crate::config::ConfigError;
@@ -63,12 +63,18 @@ impl FromStr for SmsProvider {
     }
 }
 
-/// The SMS settings, checked.
+/// One SMS provider's settings, checked.
 pub(crate) struct SmsSettings {
+    /// What records and metrics call it.
+    pub(crate) name: String,
     provider: SmsProvider,
     endpoint: Url,
     auth: Auth,
     sender: String,
+    pub(crate) weight: u32,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) rate: Option<u32>,
+    pub(crate) concurrency: Option<usize>,
 }
 
 enum Auth {
@@ -77,49 +83,114 @@ enum Auth {
     Basic { user: String, password: String },
 }
 
+/// Where a provider's settings come from, so that a wrong one is named as the operator wrote it.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// `HEJNAL_SMS_*`: the first provider.
+    Env,
+    /// The n-th `[[sms_providers]]` table of the configuration file, from 0.
+    Entry(usize),
+}
+
+impl Origin {
+    fn key(self, field: &str) -> String {
+        match self {
+            Origin::Env => format!("HEJNAL_SMS_{}", field.to_ascii_uppercase()),
+            Origin::Entry(i) => format!("sms_providers[{i}].{field}"),
+        }
+    }
+}
+
+/// A provider's fields as configured, before checking.
+struct Raw<'a> {
+    origin: Origin,
+    name: Option<&'a str>,
+    provider: &'a str,
+    url: Option<&'a str>,
+    token: Option<&'a str>,
+    sender: Option<&'a str>,
+}
+
 impl SmsSettings {
-    /// `None` when no provider is set (the dev outbox takes SMS).
+    /// The first SMS provider; `None` when none is set (the dev outbox takes SMS).
     pub(crate) fn parse(s: &ChannelSettings) -> Result<Option<SmsSettings>, ConfigError> {
-        let Some(name) = &s.sms_provider else { return Ok(None) };
-        let provider: SmsProvider = name.parse().map_err(|e| bad("HEJNAL_SMS_PROVIDER", e))?;
-        let by = "HEJNAL_SMS_PROVIDER";
-        let sender = needed(&s.sms_sender, "HEJNAL_SMS_SENDER", by)?.to_owned();
-        let base = match (&s.sms_url, provider.default_base()) {
-            (Some(url), _) => url.as_str(),
-            (None, Some(default)) => default,
-            (None, None) => return Err(bad("HEJNAL_SMS_URL", format!("must be set when {by} is webhook"))),
+        Ok(SmsSettings::parse_all(s)?.into_iter().next())
+    }
+
+    /// Every SMS provider: the first from `HEJNAL_SMS_*`, then the configuration file's
+    /// `[[sms_providers]]`. Empty when none is set.
+    pub(crate) fn parse_all(s: &ChannelSettings) -> Result<Vec<SmsSettings>, ConfigError> {
+        let Some(first) = &s.sms_provider else {
+            return match s.sms_providers.is_empty() {
+                true => Ok(vec![]),
+                false => Err(bad("HEJNAL_SMS_PROVIDER", "must be set when sms_providers lists more SMS providers: it is the first")),
+            };
         };
-        let base = Url::parse(base).map_err(|e| bad("HEJNAL_SMS_URL", format!("is not a URL: {e}")))?;
+        let raw = Raw { origin: Origin::Env, name: s.sms_name.as_deref(), provider: first, url: s.sms_url.as_deref(), token: s.sms_token.as_deref(), sender: s.sms_sender.as_deref() };
+        let mut all = vec![SmsSettings::check_one(&raw, s.sms_weight, s.timeout(super::ChannelKind::Sms), None, None)?];
+        for (i, e) in s.sms_providers.iter().enumerate() {
+            let origin = Origin::Entry(i);
+            let raw = Raw { origin, name: Some(&e.name), provider: &e.provider, url: e.url.as_deref(), token: e.token.as_deref(), sender: e.sender.as_deref().or(s.sms_sender.as_deref()) };
+            let timeout = std::time::Duration::from_millis(e.timeout_ms.unwrap_or(s.provider_timeout_ms));
+            if e.timeout_ms == Some(0) || e.concurrency == Some(0) {
+                let field = if e.timeout_ms == Some(0) { "timeout_ms" } else { "concurrency" };
+                return Err(bad(&origin.key(field), "must be greater than 0"));
+            }
+            let entry = SmsSettings::check_one(&raw, e.weight, timeout, e.rate.filter(|r| *r > 0), e.concurrency)?;
+            if all.iter().any(|p: &SmsSettings| p.name == entry.name) {
+                return Err(bad(&origin.key("name"), format!("{:?} is already the name of another SMS provider (the first is called by HEJNAL_SMS_NAME, or its adapter)", entry.name)));
+            }
+            all.push(entry);
+        }
+        if all.iter().all(|p| p.weight == 0) {
+            return Err(bad("HEJNAL_SMS_WEIGHT", "at least one SMS provider needs a weight above 0"));
+        }
+        Ok(all)
+    }
+
+    fn check_one(raw: &Raw, weight: u32, timeout: std::time::Duration, rate: Option<u32>, concurrency: Option<usize>) -> Result<SmsSettings, ConfigError> {
+        let key = |field: &str| raw.origin.key(field);
+        let by = key("provider");
+        let provider: SmsProvider = raw.provider.parse().map_err(|e| bad(&by, e))?;
+        let needed = |value: Option<&str>, field: &str| value.map(str::to_owned).ok_or_else(|| bad(&key(field), format!("must be set when {by} is set")));
+        let sender = needed(raw.sender, "sender")?;
+        let base = match (raw.url, provider.default_base()) {
+            (Some(url), _) => url,
+            (None, Some(default)) => default,
+            (None, None) => return Err(bad(&key("url"), format!("must be set when {by} is webhook"))),
+        };
+        let base = Url::parse(base).map_err(|e| bad(&key("url"), format!("is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("HEJNAL_SMS_URL", "must start with http:// or https://"));
+            return Err(bad(&key("url"), "must start with http:// or https://"));
         }
         let (endpoint, auth) = match provider {
-            SmsProvider::Webhook => (base, s.sms_token.clone().map_or(Auth::None, Auth::Bearer)),
+            SmsProvider::Webhook => (base, raw.token.map_or(Auth::None, |t| Auth::Bearer(t.to_owned()))),
             SmsProvider::Smsapi => {
-                let token = needed(&s.sms_token, "HEJNAL_SMS_TOKEN", by)?;
-                (join(&base, "sms.do")?, Auth::Bearer(token.to_owned()))
+                let token = needed(raw.token, "token")?;
+                (join(&base, "sms.do", &key("url"))?, Auth::Bearer(token))
             }
             SmsProvider::Twilio => {
-                let token = needed(&s.sms_token, "HEJNAL_SMS_TOKEN", by)?;
+                let token = needed(raw.token, "token")?;
                 let (sid, secret) = token
                     .split_once(':')
                     .filter(|(sid, secret)| !sid.is_empty() && !secret.is_empty())
-                    .ok_or_else(|| bad("HEJNAL_SMS_TOKEN", "must be AccountSid:AuthToken for twilio"))?;
+                    .ok_or_else(|| bad(&key("token"), "must be AccountSid:AuthToken for twilio"))?;
                 let path = format!("2010-04-01/Accounts/{sid}/Messages.json");
-                (join(&base, &path)?, Auth::Basic { user: sid.into(), password: secret.into() })
+                (join(&base, &path, &key("url"))?, Auth::Basic { user: sid.into(), password: secret.into() })
             }
         };
-        Ok(Some(SmsSettings { provider, endpoint, auth, sender }))
+        let name = raw.name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(provider.as_str()).to_owned();
+        Ok(SmsSettings { name, provider, endpoint, auth, sender, weight, timeout, rate, concurrency })
     }
 }
 
 /// `base` + `path`, keeping any path the base already has (a gateway behind a prefix).
-fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
+fn join(base: &Url, path: &str, key: &str) -> Result<Url, ConfigError> {
     let mut base = base.clone();
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
-    base.join(path).map_err(|e| bad("HEJNAL_SMS_URL", format!("cannot be joined with {path}: {e}")))
+    base.join(path).map_err(|e| bad(key, format!("cannot be joined with {path}: {e}")))
 }
 
 /// The SMS channel on one provider.
@@ -150,7 +221,7 @@ impl Channel for SmsChannel {
     }
 
     fn name(&self) -> &str {
-        self.settings.provider.as_str()
+        &self.settings.name
     }
 
     async fn send(&self, to: &Address, msg: &Message) -> Result<Sent, SendError> {

@@ -74,13 +74,15 @@ async fn smtp_451_is_transient_and_550_is_permanent() {
 }
 
 #[tokio::test]
-async fn a_stalled_smtp_server_is_transient_within_the_timeout() {
+async fn a_stalled_smtp_server_is_an_unknown_outcome_within_the_timeout() {
     let sink = SmtpSink::start().await;
     let email = channels(ChannelSettings { provider_timeout_ms: 400, ..email_settings(&sink) }).email;
     sink.script(Stage::EndOfData, Act::Stall(Duration::from_secs(5)));
     let started = Instant::now();
     let result = email.send(&email_to("jan@example.com"), &Message::new("ref-stall", "s", "t")).await;
-    assert!(matches!(result, Err(SendError::Transient(_))), "{result:?}");
+    // The server may have taken the message before stalling on its last reply: retried, and
+    // counted as a possible duplicate.
+    assert!(matches!(result, Err(SendError::Unknown(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }
 

@@ -4,7 +4,10 @@
 
 mod control;
 mod e2e;
+mod failover;
 mod failures;
+mod misbehaving;
+mod schedule;
 
 use std::time::Duration;
 

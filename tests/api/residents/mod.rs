@@ -24,6 +24,8 @@ pub struct Kit {
     pub smtp: SmtpSink,
     pub sms: SmsGateway,
     pub push: PushReceiver,
+    /// What the app was started with, for starting more processes like it.
+    pub settings: Settings,
 }
 
 impl Kit {
@@ -32,6 +34,11 @@ impl Kit {
     }
 
     pub async fn start_with(env: &TestEnv, tweak: impl FnOnce(&mut Settings)) -> Kit {
+        Kit::start_as(env, Role::Serve, tweak).await
+    }
+
+    /// The app in `role` (an API alone leaves the work to workers the test starts).
+    pub async fn start_as(env: &TestEnv, role: Role, tweak: impl FnOnce(&mut Settings)) -> Kit {
         let (smtp, sms, push) = (SmtpSink::start().await, SmsGateway::start(Style::Webhook).await, PushReceiver::start().await);
         let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let mut s = env.settings();
@@ -47,8 +54,8 @@ impl Kit {
         s.provider_timeout_ms = 5_000;
         s.sms_inbound_secret = Some("inbound-secret".into());
         tweak(&mut s);
-        let app = TestApp::spawn_with(Config::from_settings(s).unwrap(), Role::Serve).await;
-        Kit { app, smtp, sms, push }
+        let app = TestApp::spawn_with(Config::from_settings(s.clone()).unwrap(), role).await;
+        Kit { app, smtp, sms, push, settings: s }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {

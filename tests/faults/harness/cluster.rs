@@ -96,8 +96,15 @@ impl Cluster {
 
     /// `hejnal api` on the cluster's port, once `/readyz` answers 200.
     pub async fn api(&mut self) -> Service {
+        self.api_with(&[]).await
+    }
+
+    /// The API with settings of its own.
+    pub async fn api_with(&mut self, extra: &[(&str, &str)]) -> Service {
         let listen = self.api_listen.clone();
-        let api = self.spawn("api", &["api"], &[("HEJNAL_LISTEN", &listen)]);
+        let mut vars = vec![("HEJNAL_LISTEN", listen.as_str())];
+        vars.extend_from_slice(extra);
+        let api = self.spawn("api", &["api"], &vars);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -114,6 +121,11 @@ impl Cluster {
     /// `hejnal worker`. Its start is not awaited: work waits in the database meanwhile.
     pub fn worker(&mut self) -> Service {
         self.spawn("worker", &["worker"], &[])
+    }
+
+    /// `hejnal worker` with settings of its own (say, a skewed clock).
+    pub fn worker_with(&mut self, extra: &[(&str, &str)]) -> Service {
+        self.spawn("worker", &["worker"], extra)
     }
 
     /// Wait until the gateway has received `n` SMS in all, up to `limit`; returns the wait.

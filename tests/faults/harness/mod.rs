@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod ledger;
 #[path = "../../support/process.rs"]
 pub mod process;
+pub mod providers;
 pub mod servers;
 pub mod tools;
 
