@@ -180,7 +180,7 @@ impl Batch {
     }
 
     async fn yield_to_urgent(&self, ctx: &NoticesCtx) {
-        if !self.emergency {
+        if !self.emergency && ctx.preempt.is_urgent_running() {
             let _ = tokio::time::timeout_at(self.pause_until, ctx.preempt.yield_to_urgent()).await;
         }
     }

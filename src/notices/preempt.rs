@@ -30,6 +30,10 @@ impl Preemption {
 
     /// Returns at once when no emergency job runs, else when the last one ends.
     pub async fn yield_to_urgent(&self) {
+        // The common case, on every routine send: no emergency, so no lock on `quiet`.
+        if !self.is_urgent_running() {
+            return;
+        }
         loop {
             let quiet = self.quiet.notified();
             tokio::pin!(quiet);

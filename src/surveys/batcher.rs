@@ -89,18 +89,18 @@ async fn commit(store: &DynStore, mut batch: Vec<Waiting>) {
     // lock them in the same order and cannot deadlock. The sort is stable: a respondent's
     // answers keep their arrival order, and the last one still wins.
     batch.sort_by(|a, b| (a.response.survey_id, &a.response.respondent).cmp(&(b.response.survey_id, &b.response.respondent)));
-    let responses: Vec<NewResponse> = batch.iter().map(|w| w.response.clone()).collect();
+    let (responses, replies): (Vec<NewResponse>, Vec<_>) = batch.into_iter().map(|w| (w.response, w.reply)).unzip();
     metrics::histogram!("hejnal_survey_answer_batch_size").record(responses.len() as f64);
     match store.save_responses(&responses).await {
         Ok(saved) => {
-            for (w, outcome) in batch.into_iter().zip(each_outcome(&responses, &saved)) {
-                let _ = w.reply.send(Ok(outcome));
+            for (reply, outcome) in replies.into_iter().zip(each_outcome(&responses, &saved)) {
+                let _ = reply.send(Ok(outcome));
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, answers = batch.len(), "a batch of answers could not be stored; each is refused");
-            for w in batch {
-                let _ = w.reply.send(Err(ApiError::unavailable("the answer store")));
+            tracing::warn!(error = %e, answers = replies.len(), "a batch of answers could not be stored; each is refused");
+            for reply in replies {
+                let _ = reply.send(Err(ApiError::unavailable("the answer store")));
             }
         }
     }

@@ -211,15 +211,9 @@ fn going_out(spec: &SurveySpec, author_id: i64, audience: Option<&Audience>, aud
 async fn check_known_audience(store: &DynStore, a: &Audience) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     check_audience(a, &mut |field: &str, message: &str| {
-        errors.push(crate::http::error::FieldError { field: format!("audience.{}", field.trim_start_matches("audience.")), message: message.into() })
+        errors.push(crate::http::error::FieldError { field: field.into(), message: message.into() })
     });
-    let (districts, interests) = store.unknown_slugs(&a.districts, &a.interests).await?;
-    if let Some(d) = districts.first() {
-        errors.push(crate::http::error::FieldError { field: "audience.districts".into(), message: format!("{d:?} is not a district; see /api/v1/districts") });
-    }
-    if let Some(i) = interests.first() {
-        errors.push(crate::http::error::FieldError { field: "audience.interests".into(), message: format!("{i:?} is not an interest; see /api/v1/interests") });
-    }
+    errors.extend(crate::notices::service::unknown_audience(store, a).await?);
     if errors.is_empty() { Ok(()) } else { Err(ApiError::from_fields(errors)) }
 }
 
@@ -350,7 +344,7 @@ pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Re
         (Respondent::Browser(_), Some(ip)) => Some(residents.links.keyed("ip", &format!("{}:{ip}", survey.id))),
         _ => None,
     };
-    let response = NewResponse { survey_id: survey.id, respondent: respondent.clone(), answers: Value::Object(clean.clone()).to_string(), ip_digest, at: now };
+    let response = NewResponse { survey_id: survey.id, respondent: respondent.clone(), answers: serde_json::to_string(&clean).expect("a map of JSON values always serialises"), ip_digest, at: now };
     // Stored by the next group commit; this returns after it.
     match residents.answers.save(response).await? {
         Some(saved) => Ok((saved, clean)),
