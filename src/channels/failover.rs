@@ -73,13 +73,6 @@ impl Failover {
         Failover { kind, members, health, restore: restore.max(Duration::from_millis(1)) }
     }
 
-    /// Each provider's share of new messages now, in order, summing to 1.
-    pub fn shares(&self) -> Vec<(String, f64)> {
-        let shares = self.current_shares(Instant::now());
-        let total: f64 = shares.iter().sum();
-        self.members.iter().zip(shares).map(|(m, s)| (m.name.clone(), if total > 0.0 { s / total } else { 0.0 })).collect()
-    }
-
     fn current_shares(&self, now: Instant) -> Vec<f64> {
         let health = self.lock();
         self.members.iter().zip(health.iter()).map(|(m, h)| f64::from(m.weight) * h.at(now, self.restore)).collect()

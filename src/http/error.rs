@@ -113,7 +113,7 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists")),
-            StoreError::Database(ref db) if crate::store::database_unavailable(db) => {
+            ref unavailable if unavailable.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable("the database")
             }

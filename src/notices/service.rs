@@ -26,18 +26,26 @@ pub mod approval {
     pub const BREAK_GLASS: &str = "break_glass";
 }
 
-/// Check and store a new draft.
+/// The audience's first unknown district and first unknown interest, as field errors.
+pub async fn unknown_audience(store: &DynStore, a: &super::spec::Audience) -> Result<Vec<crate::http::error::FieldError>, ApiError> {
+    let (districts, interests) = store.unknown_slugs(&a.districts, &a.interests).await?;
+    let mut errors = Vec::new();
+    if let Some(d) = districts.first() {
+        errors.push(crate::http::error::FieldError { field: "audience.districts".into(), message: format!("{d:?} is not a district; see /api/v1/districts") });
+    }
+    if let Some(i) = interests.first() {
+        errors.push(crate::http::error::FieldError { field: "audience.interests".into(), message: format!("{i:?} is not an interest; see /api/v1/interests") });
+    }
+    Ok(errors)
+}
+
 /// Write a draft. With the author's `idempotency_key`, a repeat (even one whose first answer
 /// was lost) returns the notice written first.
 pub async fn create(store: &DynStore, official: &Official, spec: &NoticeSpec, template_id: Option<i64>, idempotency_key: Option<&str>) -> Result<NoticeRow, ApiError> {
     spec.check(Utc::now())?;
     if let Some(a) = &spec.audience {
-        let (districts, interests) = store.unknown_slugs(&a.districts, &a.interests).await?;
-        if let Some(d) = districts.first() {
-            return Err(ApiError::field("audience.districts", format!("{d:?} is not a district; see /api/v1/districts")));
-        }
-        if let Some(i) = interests.first() {
-            return Err(ApiError::field("audience.interests", format!("{i:?} is not an interest; see /api/v1/interests")));
+        if let Some(first) = unknown_audience(store, a).await?.into_iter().next() {
+            return Err(ApiError::field(&first.field, first.message));
         }
     }
     let mut lane = spec.lane();

@@ -303,3 +303,11 @@ pub async fn probe_finished(store: &DynStore, id: Uuid, limit: Duration, what: &
     })
     .await
 }
+
+/// An official of `role` with a fresh API token, written straight into the store.
+pub async fn token_for(store: &DynStore, email: &str, role: &str) -> String {
+    store.add_official(email, role, "$argon2id$placeholder").await.unwrap();
+    let token = format!("hj_test_{role}_{}", hejnal::residents::secrets::random_token(8));
+    store.add_token(email, &hejnal::residents::secrets::digest(&token), 30).await.unwrap();
+    token
+}

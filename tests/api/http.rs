@@ -87,9 +87,8 @@ both_backends! {
     async fn a_path_or_query_that_cannot_be_read_answers_400_in_the_error_shape(env) {
         let app = TestApp::spawn(&env, Role::Api).await;
         // Found by schemathesis: axum answered these in plain text.
-        app.store.add_official("author@um.krakow.pl", "author", "$argon2id$placeholder").await.unwrap();
-        app.store.add_token("author@um.krakow.pl", &hejnal::residents::secrets::digest("hj_test_author"), 30).await.unwrap();
-        let too_big = app.client.post(format!("{}/api/v1/notices/9223372036854775808/submit", app.address)).bearer_auth("hj_test_author").send().await.unwrap();
+        let author = crate::helpers::token_for(&app.store, "author@um.krakow.pl", "author").await;
+        let too_big = app.client.post(format!("{}/api/v1/notices/9223372036854775808/submit", app.address)).bearer_auth(&author).send().await.unwrap();
         assert_eq!(too_big.status(), 400);
         let body: Value = too_big.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_path", "{body}");

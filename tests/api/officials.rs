@@ -8,7 +8,7 @@ use hejnal::{
 };
 use serde_json::{Value, json};
 
-use crate::{both_backends, helpers::TestApp};
+use crate::{both_backends, helpers::{TestApp, token_for}};
 
 /// A resident with verified email (and phone, when given).
 async fn resident(store: &DynStore, district: &str, interest: &str, lang: Language, email: &str, phone: Option<&str>) {
@@ -31,12 +31,6 @@ async fn resident(store: &DynStore, district: &str, interest: &str, lang: Langua
     }
 }
 
-async fn token_for(store: &DynStore, email: &str, role: &str) -> String {
-    store.add_official(email, role, "$argon2id$placeholder").await.unwrap();
-    let token = format!("hj_test_{role}_{}", hejnal::residents::secrets::random_token(8));
-    store.add_token(email, &digest(&token), 30).await.unwrap();
-    token
-}
 
 async fn post(app: &TestApp, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
     let mut req = app.client.post(format!("{}{path}", app.address)).json(body);

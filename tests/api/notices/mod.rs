@@ -14,12 +14,13 @@ use std::time::Duration;
 use hejnal::{
     channels::PushTarget,
     domain::Language,
-    residents::secrets::{digest, random_token},
+    residents::secrets::random_token,
     store::{DynStore, ImportRow, NewContact, Signup},
 };
 use serde_json::{Value, json};
 
 use crate::{helpers::eventually, residents::Kit};
+pub(crate) use crate::helpers::token_for;
 
 /// The kit with three officials: two who write and one who approves.
 pub struct Desk {
@@ -115,12 +116,6 @@ impl Desk {
     }
 }
 
-async fn token_for(store: &DynStore, email: &str, role: &str) -> String {
-    store.add_official(email, role, "$argon2id$placeholder").await.unwrap();
-    let token = format!("hj_test_{role}_{}", random_token(8));
-    store.add_token(email, &digest(&token), 30).await.unwrap();
-    token
-}
 
 /// A Severe water alert for Podgórze over the given channels.
 pub fn alert(channels: &[&str]) -> Value {
