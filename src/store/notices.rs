@@ -99,7 +99,7 @@ macro_rules! notice_queries {
                      WHERE id = $1 AND state = 'scheduled' AND (send_at IS NULL OR send_at <= {now})
                      RETURNING {columns}",
                     now = $db_now, columns = $crate::store::notices::NOTICE_COLUMNS);
-                let row: Option<NoticeRow> = sqlx::query_as(sqlx::AssertSqlSafe(publish)).bind(id).fetch_optional(&self.pool).await?;
+                let row: Option<NoticeRow> = sqlx::query_as(sqlx::AssertSqlSafe(publish)).bind(id).fetch_optional(self.writes()).await?;
                 if let Some(row) = row {
                     return Ok(ScheduledPublish::Published(row));
                 }
@@ -250,14 +250,14 @@ macro_rules! notice_queries {
                     "UPDATE deliveries SET not_before = $1 WHERE notice_id = $2 AND status = 'queued' AND subscriber_id IN
                      (SELECT id FROM subscribers WHERE quiet_from = $3 AND quiet_to = $4)")
                     .bind(not_before).bind(notice_id).bind(&quiet.0).bind(&quiet.1)
-                    .execute(&self.pool).await?;
+                    .execute(self.writes()).await?;
                 Ok(done.rows_affected())
             }
 
             async fn finish_fan_out(&self, notice_id: i64, recipients: i64, now: i64) -> StoreResult<()> {
                 sqlx::query("UPDATE notices SET recipients = $1, fanout_done_at = $2 WHERE id = $3")
                     .bind(recipients).bind(now).bind(notice_id)
-                    .execute(&self.pool).await?;
+                    .execute(self.writes()).await?;
                 Ok(())
             }
 
@@ -272,7 +272,7 @@ macro_rules! notice_queries {
                        AND (not_before IS NULL OR not_before <= $2)
                      RETURNING id, subscriber_id, contact_id, language, attempts")
                     .bind(lease_until).bind(now).bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last)
-                    .fetch_all(&self.pool).await?)
+                    .fetch_all(self.writes()).await?)
             }
 
             async fn release_claims(&self, claims: &[(i64, i32)], now: i64) -> StoreResult<u64> {
@@ -286,7 +286,7 @@ macro_rules! notice_queries {
                     row.push_bind(*id).push_bind(*attempt);
                 });
                 b.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'sending'");
-                Ok(b.build().execute(&self.pool).await?.rows_affected())
+                Ok(b.build().execute(self.writes()).await?.rows_affected())
             }
 
             async fn delivery_targets(&self, contact_ids: &[i64]) -> StoreResult<Vec<DeliveryTarget>> {
@@ -357,7 +357,7 @@ macro_rules! notice_queries {
                      WHERE +notice_id = $4 AND channel = $5 AND id BETWEEN $6 AND $7
                        AND (status = 'queued' OR (status = 'sending' AND lease_until <= $3))")
                     .bind(status).bind(reason).bind(now).bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last)
-                    .execute(&self.pool).await?;
+                    .execute(self.writes()).await?;
                 Ok(done.rows_affected())
             }
 

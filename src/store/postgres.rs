@@ -49,6 +49,11 @@ impl PgStore {
         self.pool.begin().await
     }
 
+    /// Single-statement writes: the one pool (SQLite has a writer connection here).
+    pub(crate) fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A transaction-scoped lock, so that checking the limits and recording a send is one step
     /// across processes. Verification sends are rare; one lock for all of them costs nothing.
     pub(crate) async fn serialise_verification_sends(&self, tx: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), sqlx::Error> {
