@@ -54,22 +54,27 @@ pub async fn run(ctx: &NoticesCtx, range: DeliveryRange<'_>, worker_id: &str) ->
         let lease_until = now + ctx.settings.lease.as_millis() as i64;
         let claimed = store.claim_deliveries(range, now, lease_until).await.map_err(retry)?;
         tracing::debug!(notice_id = range.notice_id, channel = range.channel, first = range.first, claimed = claimed.len(), emergency, "claimed");
-        if claimed.is_empty() {
-            break;
+        let took_some = !claimed.is_empty();
+        if took_some {
+            let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed, emergency).await?;
+            if batch.send_all(ctx, claimed, worker_id, lease_until).await? > 0 {
+                continue;
+            }
         }
-        let batch = Batch::prepare(ctx, &notice, &spec, kind, &claimed, emergency).await?;
-        if batch.send_all(ctx, claimed, worker_id, lease_until).await? == 0 {
-            break;
+        // What is still held (our transient failures, or another worker's sends) decides whether
+        // this job must come back, and when. A retry may have fallen due while the batch was
+        // still sending: at 1M, 24 such deliveries were left `sending` with nobody to take them
+        // up (`hejnal bench broadcast`), when only leases still running were looked at here.
+        match store.range_busy_until(range).await.map_err(retry)? {
+            None => return Ok(()),
+            Some(until) if until <= now_ms() && took_some => continue,
+            Some(until) => {
+                return Err(HandlerError::Retry {
+                    after: Duration::from_millis((until - now_ms()).max(0) as u64 + 50),
+                    reason: "deliveries wait for a retry".into(),
+                });
+            }
         }
-    }
-    // What is still held (our transient failures, or another worker's sends) decides whether
-    // this job must come back, and when.
-    match store.range_busy_until(range, now_ms()).await.map_err(retry)? {
-        Some(until) => Err(HandlerError::Retry {
-            after: Duration::from_millis((until - now_ms()).max(0) as u64 + 50),
-            reason: "deliveries wait for a retry".into(),
-        }),
-        None => Ok(()),
     }
 }
 

@@ -39,8 +39,9 @@ pub trait Notices: Send + Sync {
     async fn record_attempts(&self, attempts: &[Attempt], worker_id: &str, now: i64) -> StoreResult<()>;
     /// End every delivery of a range still waiting, as `expired` or `cancelled`.
     async fn close_range(&self, range: DeliveryRange<'_>, status: &str, reason: &str, now: i64) -> StoreResult<u64>;
-    /// The earliest time a delivery of the range held by a worker may be taken up again.
-    async fn range_busy_until(&self, range: DeliveryRange<'_>, now: i64) -> StoreResult<Option<i64>>;
+    /// The earliest time a delivery of the range held by a worker may be taken up again (in
+    /// the past when a lease has lapsed), or None when none is held.
+    async fn range_busy_until(&self, range: DeliveryRange<'_>) -> StoreResult<Option<i64>>;
     /// Deliveries of published notices in `lane` left waiting since before `stale_before`,
     /// grouped into ranges of at most `batch` ids: (notice, channel, first, last).
     async fn stale_ranges(&self, lane: &str, stale_before: i64, now: i64, batch: i64) -> StoreResult<Vec<(i64, String, i64, i64)>>;
@@ -361,11 +362,11 @@ macro_rules! notice_queries {
                 Ok(done.rows_affected())
             }
 
-            async fn range_busy_until(&self, r: DeliveryRange<'_>, now: i64) -> StoreResult<Option<i64>> {
+            async fn range_busy_until(&self, r: DeliveryRange<'_>) -> StoreResult<Option<i64>> {
                 let (until,): (Option<i64>,) = sqlx::query_as(
                     "SELECT min(lease_until) FROM deliveries WHERE +notice_id = $1 AND channel = $2 AND id BETWEEN $3 AND $4
-                       AND status = 'sending' AND lease_until > $5")
-                    .bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last).bind(now)
+                       AND status = 'sending'")
+                    .bind(r.notice_id).bind(r.channel).bind(r.first).bind(r.last)
                     .fetch_one(&self.pool).await?;
                 Ok(until)
             }

@@ -35,6 +35,22 @@ both_backends! {
 }
 
 both_backends! {
+    async fn a_retry_that_falls_due_while_its_batch_is_still_sending_is_taken_up(env) {
+        let desk = Desk::open(Kit::start(&env).await).await;
+        desk.residents(2, None).await;
+        // One SMS fails (retry in 1.6-2.4 s); the other is accepted only after 4 s, so the
+        // retry falls due before the batch ends.
+        desk.kit.sms.then(Reply::new(500, "oops"));
+        desk.kit.sms.then(Reply::new(200, r#"{"id": "slow-1"}"#).after(Duration::from_secs(4)));
+        let id = desk.publish(&alert(&["sms"])).await;
+        // Within the 120-s grace after which the sweeper would queue it again.
+        let notice = desk.settled(id, Duration::from_secs(30)).await;
+        assert_eq!(count(&notice, "sms", "sent"), 2, "{notice}");
+        assert_eq!(desk.kit.sms.requests().len(), 3, "one failure, one slow acceptance, one retry");
+    }
+}
+
+both_backends! {
     async fn a_gone_push_subscription_fails_and_is_never_used_again(env) {
         let desk = Desk::open(Kit::start(&env).await).await;
         let people = desk.residents(1, None).await;
