@@ -20,7 +20,12 @@ pub struct Handlers {
 impl Handlers {
     /// Every handler of a worker process, sharing one store, one set of channels and one queue.
     pub fn new(store: DynStore, residents: SharedResidents, queue: hejnal_jobs::Queue, settings: notices::DeliverySettings) -> Handlers {
-        let notices = std::sync::Arc::new(notices::NoticesCtx { residents: residents.clone(), queue, settings, preempt: Default::default() });
+        let preempt = std::sync::Arc::new(notices::preempt::Preemption::default());
+        queue.on_emergency_work({
+            let preempt = preempt.clone();
+            move || preempt.expect_urgent()
+        });
+        let notices = std::sync::Arc::new(notices::NoticesCtx { residents: residents.clone(), queue, settings, preempt });
         Handlers { store, residents, notices }
     }
 }

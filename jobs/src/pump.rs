@@ -51,6 +51,9 @@ async fn release_once(inner: &Inner, lane: Lane) -> usize {
     if moved == 0 {
         return 0;
     }
+    if lane == Lane::Emergency {
+        inner.emergency_arrived();
+    }
     let ids: Vec<i64> = envelopes.iter().map(|e| e.backlog_id).collect();
     if let Err(e) = inner.broker.push(&inner.config, lane, envelopes).await {
         tracing::warn!(%lane, error = %e, jobs = moved, "broker refused jobs; they stay queued");

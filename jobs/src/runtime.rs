@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) wake: [Notify; 2],
     /// Jobs finished per lane since the pump was last woken for room (see `note_finished`).
     pub(crate) finished: [AtomicU32; 2],
+    /// Told whenever emergency work arrives in this process (see [`Queue::on_emergency_work`]).
+    pub(crate) on_emergency: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Queue {
@@ -74,6 +76,7 @@ impl Queue {
                 worker_id,
                 wake: [Notify::new(), Notify::new()],
                 finished: [AtomicU32::new(0), AtomicU32::new(0)],
+                on_emergency: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -104,6 +107,13 @@ impl Queue {
             }
         }
         Ok(ids)
+    }
+
+    /// Call `notify` whenever emergency work arrives in this process: pushed or woken here, or
+    /// released by this process's pump (pushed elsewhere). The service uses it to pause routine
+    /// work before the emergency job has even started. Set once; later calls are ignored.
+    pub fn on_emergency_work(&self, notify: impl Fn() + Send + Sync + 'static) {
+        let _ = self.inner.on_emergency.set(Box::new(notify));
     }
 
     /// Tell the pump that a lane has new work (after a transactional insert by the caller).
@@ -189,7 +199,16 @@ fn restart_name(name: &str, restarts: usize) -> String {
 
 impl Inner {
     pub(crate) fn wake(&self, lane: Lane) {
+        if lane == Lane::Emergency {
+            self.emergency_arrived();
+        }
         self.wake[lane as usize].notify_one();
+    }
+
+    pub(crate) fn emergency_arrived(&self) {
+        if let Some(notify) = self.on_emergency.get() {
+            notify();
+        }
     }
 
     /// A job finished. Wake the pump once a quarter of the lane's room has freed, not after
@@ -200,7 +219,8 @@ impl Inner {
         let count = &self.finished[lane as usize];
         if count.fetch_add(1, Ordering::Relaxed) + 1 >= every {
             count.store(0, Ordering::Relaxed);
-            self.wake(lane);
+            // Room, not new work: the pump only.
+            self.wake[lane as usize].notify_one();
         }
     }
 }

@@ -77,7 +77,7 @@ pub struct NoticesCtx {
     pub queue: Queue,
     pub settings: DeliverySettings,
     /// Emergency jobs pause this process's routine ones.
-    pub preempt: preempt::Preemption,
+    pub preempt: std::sync::Arc<preempt::Preemption>,
 }
 
 pub type SharedNotices = Arc<NoticesCtx>;

@@ -43,6 +43,25 @@ both_backends! {
 }
 
 both_backends! {
+    async fn emergency_work_arriving_is_told_and_routine_work_is_not(env) {
+        let store = env.store().await;
+        let queue = env.queue(&store).await;
+        let told = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        queue.on_emergency_work({
+            let told = told.clone();
+            move || { told.fetch_add(1, std::sync::atomic::Ordering::SeqCst); }
+        });
+        queue.push(&[NewJob::now(Lane::Routine, probe(0).1)]).await.unwrap();
+        queue.wake(Lane::Routine);
+        assert_eq!(told.load(std::sync::atomic::Ordering::SeqCst), 0, "routine work pre-empts nothing");
+        queue.push(&[NewJob::now(Lane::Emergency, probe(0).1)]).await.unwrap();
+        assert_eq!(told.load(std::sync::atomic::Ordering::SeqCst), 1, "an emergency pushed here is told at once");
+        queue.wake(Lane::Emergency);
+        assert_eq!(told.load(std::sync::atomic::Ordering::SeqCst), 2, "a transactional insert's wake is told too");
+    }
+}
+
+both_backends! {
     async fn a_delayed_job_runs_after_its_delay_and_not_before(env) {
         let app = TestApp::spawn(&env, Role::Serve).await;
         let store = env.store().await;
