@@ -20,6 +20,9 @@ use crate::{
 const URGENT_CHUNK: i64 = 10_000;
 /// The same for routine notices: fewer, larger statements.
 const ROUTINE_CHUNK: i64 = 100_000;
+/// An urgent notice's first chunk is smaller still: its statements run while the routine work
+/// it pre-empts is still winding down, and its first delivery job waits for them.
+const URGENT_FIRST_CHUNK: i64 = 1_000;
 
 pub async fn run(ctx: &NoticesCtx, notice_id: i64) -> Result<(), HandlerError> {
     let store = &ctx.residents.store;
@@ -103,7 +106,8 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
     let chunk = if queue_now.is_some() { URGENT_CHUNK } else { ROUTINE_CHUNK };
     let mut from = lowest;
     while from <= highest {
-        let to = from.saturating_add(chunk - 1);
+        let size = if queue_now.is_some() && from == lowest { URGENT_FIRST_CHUNK } else { chunk };
+        let to = from.saturating_add(size - 1);
         for channel in &channels {
             if lane_of(notice) == Lane::Routine {
                 ctx.preempt.yield_to_urgent().await;
