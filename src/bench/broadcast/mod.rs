@@ -46,7 +46,7 @@ pub struct BroadcastArgs {
     /// Emergency alerts published, one after another, during the first campaign.
     #[arg(long, default_value_t = 10)]
     pub alerts: usize,
-    /// The push receiver decrypts one routine push in this many (and every urgent one).
+    /// The push receiver decrypts one push in this many, urgent or not.
     #[arg(long, default_value_t = 100)]
     pub decrypt_one_in: u64,
     /// Seconds each sink's ceiling is measured.

@@ -52,7 +52,7 @@ impl BenchSinks {
     pub(crate) async fn bind(decrypt_one_in: u64) -> std::io::Result<BenchSinks> {
         let smtp = SmtpSink::bind(SmtpOptions { keep: Keep::Last(0), offer_pipelining: true }).await?;
         let sms = SmsGateway::bind(Style::Webhook, Keep::Last(0)).await?;
-        let push = PushReceiver::bind(PushOptions { keep: Keep::Last(0), decrypt_one_in, decrypt_urgent: true }).await?;
+        let push = PushReceiver::bind(PushOptions { keep: Keep::Last(0), decrypt_one_in, decrypt_urgent: false }).await?;
         let push_targets = (0..PUSH_KEY_PAIRS).map(|_| push.subscribe()).collect();
         Ok(BenchSinks { smtp, sms, push, push_targets })
     }
