@@ -255,6 +255,7 @@ impl Dispatcher {
             metrics::counter!("hejnal_jobs_skipped_total", "lane" => lane.as_str()).increment(1);
             return Ok(());
         };
+        tracing::debug!(attempt, "job started");
         let ctx = JobContext { backlog_id: id, lane, worker_id: self.inner.worker_id.clone(), attempt };
         let kind = envelope.job.kind();
         let outcome = self.handler.handle(envelope.job, ctx).await;

@@ -89,10 +89,14 @@ async fn cancel_original(ctx: &NoticesCtx, notice: &NoticeRow, now: i64) -> Resu
 /// ranges, how many jobs were queued and the audience's district mask.
 async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSpec, now: i64, queue_now: Option<Lane>) -> Result<(Vec<(String, InsertedRange)>, usize, i64), HandlerError> {
     let store = &ctx.residents.store;
+    // One round of reads at once, not three in turn: each is a hop to a database thread, and an
+    // emergency's first message waits for them while routine work winds down.
+    let (districts, interests, span) = tokio::join!(store.districts(), store.interests(), store.subscriber_id_span());
+    let (lowest, highest) = span.map_err(retry)?;
     let (district_any, interest_any, channels) = match (&spec.audience, notice.references_id) {
         (Some(a), None) => {
-            let districts: Vec<String> = store.districts().await.map_err(retry)?.into_iter().map(|d| d.slug).collect();
-            let interests: Vec<String> = store.interests().await.map_err(retry)?.into_iter().map(|i| i.slug).collect();
+            let districts: Vec<String> = districts.map_err(retry)?.into_iter().map(|d| d.slug).collect();
+            let interests: Vec<String> = interests.map_err(retry)?.into_iter().map(|i| i.slug).collect();
             let bits = |all: &[String], asked: &[String]| asked.iter().filter_map(|s| all.iter().position(|a| a == s)).fold(0i64, |m, i| m | 1 << i);
             // Extreme and Severe reach everyone in the districts, whatever they follow.
             let interest_any = if spec.severity.is_urgent() { 0 } else { bits(&interests, &a.interests) };
@@ -102,7 +106,6 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
         _ => (0, 0, ["sms", "email", "push"].map(String::from).to_vec()),
     };
     let (mut ranges, mut queued) = (Vec::new(), 0);
-    let (lowest, highest) = store.subscriber_id_span().await.map_err(retry)?;
     let chunk = if queue_now.is_some() { URGENT_CHUNK } else { ROUTINE_CHUNK };
     let mut from = lowest;
     while from <= highest {
