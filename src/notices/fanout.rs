@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use hejnal_jobs::{HandlerError, Job, Lane, NewJob};
 
 use super::{NoticesCtx, spec::{MsgType, NoticeSpec, Status}};
@@ -105,17 +106,14 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
         // An Update or Cancel follows the original, channel by channel.
         _ => (0, 0, ["sms", "email", "push"].map(String::from).to_vec()),
     };
-    let (mut ranges, mut queued) = (Vec::new(), 0);
     let chunk = if queue_now.is_some() { URGENT_CHUNK } else { ROUTINE_CHUNK };
+    let mut plans = Vec::new();
     let mut from = lowest;
     while from <= highest {
         let size = if queue_now.is_some() && from == lowest { URGENT_FIRST_CHUNK } else { chunk };
         let to = from.saturating_add(size - 1);
         for channel in &channels {
-            if lane_of(notice) == Lane::Routine {
-                ctx.preempt.yield_to_urgent().await;
-            }
-            let plan = FanoutPlan {
+            plans.push(FanoutPlan {
                 notice_id: notice.id,
                 channel: channel.clone(),
                 district_any,
@@ -123,21 +121,43 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
                 testers_only: spec.status != Status::Actual,
                 follows: notice.references_id,
                 subscribers: (from, to),
-            };
-            let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
-            tracing::debug!(notice_id = notice.id, channel, from, rows = range.count, "chunk fanned out");
-            if range.count > 0 {
-                ranges.push((channel.clone(), range));
-                if let Some(lane) = queue_now {
-                    let jobs = batch_jobs(&ranges[ranges.len() - 1..], notice.id, lane, ctx.settings.batch as i64, &[], now);
-                    push_jobs(ctx, &jobs).await?;
-                    queued += jobs.len();
-                }
-            }
+            });
         }
         from = to.saturating_add(1);
     }
+    let routine = lane_of(notice) == Lane::Routine;
+    let inserted = futures::stream::iter(plans)
+        .map(|plan| async move {
+            if routine {
+                ctx.preempt.yield_to_urgent().await;
+            }
+            let range = store.fan_out_channel(&plan, now).await.map_err(retry)?;
+            tracing::debug!(notice_id = plan.notice_id, channel = plan.channel, from = plan.subscribers.0, rows = range.count, "chunk fanned out");
+            Ok::<_, HandlerError>((plan.channel, range))
+        })
+        // In order, so an urgent notice's jobs go out chunk by chunk from the lowest ids.
+        .buffered(parallel_chunks(store.backend(), queue_now.is_some()));
+    tokio::pin!(inserted);
+    let (mut ranges, mut queued) = (Vec::new(), 0);
+    while let Some(done) = inserted.next().await {
+        let (channel, range) = done?;
+        if range.count > 0 {
+            ranges.push((channel, range));
+            if let Some(lane) = queue_now {
+                let jobs = batch_jobs(&ranges[ranges.len() - 1..], notice.id, lane, ctx.settings.batch as i64, &[], now);
+                push_jobs(ctx, &jobs).await?;
+                queued += jobs.len();
+            }
+        }
+    }
     Ok((ranges, queued, district_any))
+}
+
+/// Chunk statements in flight at once. PostgreSQL runs each on a backend of its own, so a routine
+/// fan-out of 1M uses both cores; SQLite has one writer, so more would only queue. An urgent
+/// fan-out keeps to one, leaving the rest of the machine to its first deliveries.
+fn parallel_chunks(backend: &str, urgent: bool) -> usize {
+    if backend == "postgres" && !urgent { 2 } else { 1 }
 }
 
 /// Hold the deliveries of residents now in their quiet hours; returns when each hold ends (ms).
