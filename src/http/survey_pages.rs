@@ -121,7 +121,7 @@ async fn submit(state: &AppState, survey: &SurveyRow, who: Respondent, body: &By
         Err(e) => return e.into_response(),
     };
     let given = answers::from_form(&spec, &fields(body));
-    match service::answer(&state.residents, survey, who, &given, ip).await {
+    match service::answer(&state.residents, survey, &spec, who, &given, ip).await {
         Ok(_) => {
             let lang_param = q.lang.as_deref().map(|l| format!("?lang={}", url::form_urlencoded::byte_serialize(l.as_bytes()).collect::<String>())).unwrap_or_default();
             Redirect::to(&format!("{action}/thanks{lang_param}")).into_response()

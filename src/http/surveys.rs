@@ -249,7 +249,7 @@ async fn respond(State(state): State<AppState>, ClientIp(ip): ClientIp, Path(id)
         (Some(token), None) => {
             let inv = state.residents.links.open_invitation(token).ok_or_else(|| ApiError::not_found("this link"))?;
             let survey = service::load_for_answer(&state.residents, id).await?;
-            if service::accepting(&survey, crate::store::now_ms()).is_ok() {
+            if service::accepting(&survey.0, crate::store::now_ms()).is_ok() {
                 // The commit checks that the invitation is to this survey and not erased.
                 (survey, Respondent::Invitation(inv), None)
             } else {
@@ -258,12 +258,13 @@ async fn respond(State(state): State<AppState>, ClientIp(ip): ClientIp, Path(id)
                 if survey.id != id {
                     return Err(ApiError::field("token", "this invitation is for another survey"));
                 }
-                (std::sync::Arc::new(survey), Respondent::Invitation(inv.id), None)
+                let spec = std::sync::Arc::new(service::parse(&survey)?);
+                ((std::sync::Arc::new(survey), spec), Respondent::Invitation(inv.id), None)
             }
         }
         (None, browser) => {
             let survey = service::load_for_answer(&state.residents, id).await?;
-            if survey.slug.is_none() {
+            if survey.0.slug.is_none() {
                 return Err(ApiError::field("token", "this survey is answered by invitation only: send the invitation's token"));
             }
             let token = browser.clone().unwrap_or_else(|| secrets::random_token(16));
@@ -271,7 +272,8 @@ async fn respond(State(state): State<AppState>, ClientIp(ip): ClientIp, Path(id)
         }
     };
     let source = if browser_token.is_some() { "open" } else { "invitation" };
-    let (saved, answers) = service::answer(&state.residents, &survey, respondent, &body.answers, ip).await.map_err(service::Refused::into_api)?;
+    let (row, spec) = &survey;
+    let (saved, answers) = service::answer(&state.residents, row, spec, respondent, &body.answers, ip).await.map_err(service::Refused::into_api)?;
     let status = if saved.revision == 1 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Answered { response_id: saved.id, revision: saved.revision, source, browser_token, answers })))
 }

@@ -280,7 +280,7 @@ pub async fn invitation(residents: &ResidentsCtx, token: &str) -> Result<(Invita
 
 /// A survey as the answering API reads it: a published or closed one may come from the
 /// cache (see `cache.rs`).
-pub async fn load_for_answer(residents: &ResidentsCtx, id: i64) -> Result<std::sync::Arc<SurveyRow>, ApiError> {
+pub async fn load_for_answer(residents: &ResidentsCtx, id: i64) -> Result<super::cache::Answerable, ApiError> {
     residents.surveys.get(&residents.store, id).await?.ok_or_else(|| ApiError::not_found("survey"))
 }
 
@@ -334,11 +334,11 @@ impl Refused {
 /// answer. Stored (durably, committed, by the group commit of `batcher.rs`) before this
 /// returns. An invitation need not have been read: the commit checks that it is to this
 /// survey and not erased.
-pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, respondent: Respondent, given: &Map<String, Value>, client: Option<std::net::IpAddr>) -> Result<(SavedResponse, Map<String, Value>), Refused> {
+/// `spec` is the survey's parsed questions (the caller has them: cache or form).
+pub async fn answer(residents: &ResidentsCtx, survey: &SurveyRow, spec: &SurveySpec, respondent: Respondent, given: &Map<String, Value>, client: Option<std::net::IpAddr>) -> Result<(SavedResponse, Map<String, Value>), Refused> {
     let now = now_ms();
     accepting(survey, now)?;
-    let spec = parse(survey)?;
-    let clean = answers::check(&spec, given).map_err(Refused::Invalid)?;
+    let clean = answers::check(spec, given).map_err(Refused::Invalid)?;
     // Only open answers need the address, to flag several from one place.
     let ip_digest = match (&respondent, client) {
         (Respondent::Browser(_), Some(ip)) => Some(residents.links.keyed("ip", &format!("{}:{ip}", survey.id))),

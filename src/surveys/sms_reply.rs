@@ -49,7 +49,7 @@ pub async fn take(residents: &ResidentsCtx, phone: &str, option: u8) -> Result<O
     let Some(question) = spec.questions.first() else { return Ok(Outcome::Refused) };
     let mut given = Map::new();
     given.insert(question.id().to_owned(), Value::from(option));
-    match service::answer(residents, &survey, Respondent::Invitation(inv.id), &given, None).await {
+    match service::answer(residents, &survey, &spec, Respondent::Invitation(inv.id), &given, None).await {
         Ok(_) => Ok(Outcome::Counted),
         Err(service::Refused::Other(e)) if e.status().is_server_error() => Err(e),
         Err(_) => Ok(Outcome::Refused),
