@@ -5,7 +5,7 @@
 //! million messages, and follows alerts through them with a [`Watch`].
 
 pub mod push;
-mod push_check;
+pub(crate) mod push_check;
 pub mod sms;
 pub mod smtp;
 mod tally;

@@ -55,9 +55,8 @@ pub(super) async fn blast(targets: Vec<PushTarget>, stop: CancellationToken) -> 
 }
 
 fn prepare(target: &PushTarget) -> anyhow::Result<Prepared> {
-    let ua_public = decode_b64url(&target.p256dh).and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok()).context("p256dh")?;
+    let ua_public = decode_b64url(&target.p256dh).context("p256dh")?;
     let auth: [u8; 16] = decode_b64url(&target.auth).and_then(|b| b.try_into().ok()).context("auth")?;
-    let body = web_push_native::encrypt(PAYLOAD.as_bytes().to_vec(), &ua_public, &web_push_native::Auth::from(auth))
-        .map_err(|e| anyhow::anyhow!("encrypt: {e}"))?;
+    let body = crate::channels::push::encrypt(PAYLOAD.as_bytes(), &ua_public, &auth).map_err(|e| anyhow::anyhow!("encrypt: {e}"))?;
     Ok(Prepared { endpoint: target.endpoint.clone(), body: body.into() })
 }

@@ -1,5 +1,5 @@
-//! Web push: RFC 8030 (the protocol), RFC 8291 (aes128gcm encryption, done by the pure-Rust
-//! `web-push-native`) and RFC 8292 (VAPID, signed here: see `vapid.rs`).
+//! Web push: RFC 8030 (the protocol), RFC 8291 (aes128gcm encryption with `ring`: see
+//! `encrypt.rs`) and RFC 8292 (VAPID, signed here: see `vapid.rs`).
 //!
 //! Answers: 201/202 sent; 404/410 gone (deactivate the subscription); 413 permanent; 429 rate
 //! limited (honouring `Retry-After`); 5xx and no answer in time transient. A 401/403 means the
@@ -8,6 +8,7 @@
 //! The push client is not the SMS one: it resolves names through [`endpoint::GuardedResolver`]
 //! (unless local endpoints are allowed), so that a resident's endpoint cannot reach inside.
 
+mod encrypt;
 mod endpoint;
 mod payload;
 pub(crate) mod vapid;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode, header};
 
 pub use endpoint::check_push_endpoint;
+pub(crate) use encrypt::encrypt;
 
 use super::{
     Address, Channel, ChannelKind, Message, PushTarget, SendError, Sent,
@@ -61,17 +63,17 @@ impl PushChannel {
         Ok(PushChannel { client, vapid: settings.vapid, allow_local: settings.allow_local })
     }
 
-    fn encrypt(&self, target: &PushTarget, plaintext: Vec<u8>) -> Result<Vec<u8>, SendError> {
+    fn encrypt(&self, target: &PushTarget, plaintext: &[u8]) -> Result<Vec<u8>, SendError> {
         // Bad keys will not get better: the subscription is broken, not the push service.
         let ua_public = decode_b64url(&target.p256dh)
-            .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
-            .ok_or_else(|| SendError::Permanent("the subscription's p256dh is not a P-256 public key".into()))?;
+            .ok_or_else(|| SendError::Permanent("the subscription's p256dh is not base64url".into()))?;
         let auth: [u8; 16] = decode_b64url(&target.auth)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| SendError::Permanent("the subscription's auth is not 16 bytes of base64url".into()))?;
-        let auth = web_push_native::Auth::from(auth);
-        web_push_native::encrypt(plaintext, &ua_public, &auth)
-            .map_err(|e| SendError::Permanent(format!("push payload could not be encrypted: {e}")))
+        encrypt(plaintext, &ua_public, &auth).map_err(|e| match e {
+            encrypt::EncryptError::Random => SendError::Transient(e.to_string()),
+            _ => SendError::Permanent(e.to_string()),
+        })
     }
 }
 
@@ -90,7 +92,7 @@ impl Channel for PushChannel {
         check_push_endpoint(&target.endpoint, self.allow_local).map_err(SendError::Permanent)?;
         let url = url::Url::parse(&target.endpoint).map_err(|e| SendError::Permanent(e.to_string()))?;
         let origin = url.origin().ascii_serialization();
-        let body = self.encrypt(target, payload::payload(msg)?)?;
+        let body = self.encrypt(target, &payload::payload(msg)?)?;
         let mut request = self
             .client
             .post(url)
