@@ -10,7 +10,7 @@
 //! - `messages`, `pages`: handlebars templates for messages and server-rendered pages.
 //! - `worker`: what each queued job does.
 //! - `app`: wiring of one process role (serve, api, worker).
-//! - `cli`: the `hejnal` command.
+//! - `cli`: the `hejnal` command; `memory`: the allocator's limits, set before it starts.
 //! - `bench`: `hejnal bench`, measurements with local sinks.
 //! - `testkit`: those sinks (SMTP server, SMS gateway, push receiver), shared with the tests.
 //!
@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod memory;
 pub mod messages;
 pub mod notices;
 pub mod pages;

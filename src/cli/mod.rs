@@ -45,6 +45,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    crate::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     if let Command::VapidKeygen = cli.command {
         return vapid::keygen();

@@ -97,7 +97,9 @@ pub async fn run(args: BroadcastArgs, config: Config) -> anyhow::Result<ExitCode
 async fn run_backend(backend: Backend, fresh: &Fresh, args: &BroadcastArgs, base: &Config, sinks: &BenchSinks) -> anyhow::Result<BackendResult> {
     eprintln!("bench: {}: seeding {} residents", backend.name(), args.subscribers);
     let config = bench_config(base, fresh, sinks)?;
-    let store = app::open_store(&config).await?;
+    // The bench's own reads (the desk, following notices) need few connections; every SQLite
+    // connection is a thread and a page cache in this process, counted in its peak RSS.
+    let store = app::open_store(&Config { database_max_connections: 2, ..config.clone() }).await?;
     let started = Instant::now();
     let plan = SeedPlan { subscribers: args.subscribers as i64, phone_every: 1, push: &sinks.push_targets };
     seed(&fresh.database_url, &plan).await?;
