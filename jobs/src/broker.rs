@@ -41,7 +41,9 @@ impl Broker {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // The queue's tables are small; SQLite's default 2 MB cache per connection is RSS.
+                .pragma("cache_size", "-256");
             ensure_parent_dir(url);
             let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
             SqliteStorage::setup(&pool).await.map_err(|e| Error::Broker(e.to_string()))?;

@@ -44,7 +44,10 @@ impl SqliteStore {
             // last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // 256 KiB of page cache per connection, not SQLite's 2 MB: the OS caches the file
+            // anyway, and every connection's cache counts in RSS (1M bench: 100 MB -> 79 MB).
+            .pragma("cache_size", "-256");
         let pool = SqlitePoolOptions::new().max_connections(max_connections).connect_with(opts.clone()).await?;
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
         Ok(SqliteStore { pool, writer })
