@@ -196,6 +196,15 @@ macro_rules! notice_queries {
 
             async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange> {
                 let mut tx = self.begin_write().await?;
+                let (from, to) = plan.subscribers;
+                // A chunk commits whole, so rows already in its range mean an earlier run of this
+                // fan-out got that far. Only then does the insert check each row for a conflict:
+                // on PostgreSQL that check (a speculative insertion) doubles the insert's cost.
+                // Two runs racing over a fresh chunk: the later fails on the unique key and retries.
+                let earlier: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM deliveries WHERE notice_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND channel = $4 LIMIT 1")
+                    .bind(plan.notice_id).bind(from).bind(to).bind(&plan.channel)
+                    .fetch_optional(&mut *tx).await?;
                 let mut b = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO deliveries (notice_id, subscriber_id, contact_id, channel, language, status, updated_at) SELECT ");
                 b.push_bind(plan.notice_id).push(", s.id, c.id, c.channel, s.language, 'queued', ").push_bind(now);
@@ -221,9 +230,15 @@ macro_rules! notice_queries {
                         }
                     }
                 }
-                let (from, to) = plan.subscribers;
+                // The same range on the joined table's key too: PostgreSQL does not carry a range
+                // across a join, and without it read all of `contacts` for every chunk.
+                let joined = if plan.follows.is_some() { "o" } else { "c" };
                 b.push(" AND s.id BETWEEN ").push_bind(from).push(" AND ").push_bind(to);
-                b.push(" ORDER BY s.id ON CONFLICT DO NOTHING");
+                b.push(format_args!(" AND {joined}.subscriber_id BETWEEN ")).push_bind(from).push(" AND ").push_bind(to);
+                b.push(" ORDER BY s.id");
+                if earlier.is_some() {
+                    b.push(" ON CONFLICT DO NOTHING");
+                }
                 b.build().execute(&mut *tx).await?;
                 let (first, last, count): (Option<i64>, Option<i64>, i64) =
                     sqlx::query_as("SELECT min(id), max(id), count(*) FROM deliveries

@@ -149,3 +149,35 @@ both_backends! {
         assert_eq!(desk.kit.sms.requests().len(), 1);
     }
 }
+
+both_backends! {
+    async fn a_fan_out_chunk_run_again_or_twice_at_once_adds_each_resident_once(env) {
+        let desk = Desk::open(Kit::start(&env).await).await;
+        desk.residents(3, None).await;
+        // A draft: nothing fans it out but this test.
+        let (status, created) = desk.post(&desk.author, "/api/v1/notices", &alert(&["sms"])).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_i64().unwrap();
+        let (low, high) = desk.store.subscriber_id_span().await.unwrap();
+        let chunk = hejnal::store::FanoutPlan {
+            notice_id: id, channel: "sms".into(), district_any: -1, interest_any: 0,
+            testers_only: false, follows: None, subscribers: (low, high + 100),
+        };
+        let queued = || async { desk.store.notice_progress(id).await.unwrap() };
+
+        // Two runs racing over a fresh chunk: one inserts; the other finds the rows or fails on
+        // the unique key (PostgreSQL), and its job would run again.
+        let (a, b) = tokio::join!(desk.store.fan_out_channel(&chunk, 1), desk.store.fan_out_channel(&chunk, 1));
+        let first = *a.as_ref().or(b.as_ref()).expect("one of two racing runs succeeds");
+        assert_eq!(first.count, 3);
+        assert_eq!(queued().await, vec![("sms".to_string(), "queued".to_string(), 3)]);
+
+        // Run again (a resumed fan-out): the same range, nothing added.
+        assert_eq!(desk.store.fan_out_channel(&chunk, 2).await.unwrap(), first);
+        // Residents who joined since: only they are added.
+        desk.residents(2, None).await;
+        let grown = desk.store.fan_out_channel(&chunk, 3).await.unwrap();
+        assert_eq!((grown.first, grown.count), (first.first, 5));
+        assert_eq!(queued().await, vec![("sms".to_string(), "queued".to_string(), 5)]);
+    }
+}
