@@ -6,13 +6,12 @@ pub(super) fn peak_mb() -> Option<f64> {
     status_mb("VmHWM:")
 }
 
-/// The resident size now, in MB.
-pub(super) fn now_mb() -> Option<f64> {
-    status_mb("VmRSS:")
+fn status_mb(field: &str) -> Option<f64> {
+    field_mb(&std::fs::read_to_string("/proc/self/status").ok()?, field)
 }
 
-fn status_mb(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A memory field of a `/proc/<pid>/status` text, in MB.
+pub(super) fn field_mb(status: &str, field: &str) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024.0 / 1e6)

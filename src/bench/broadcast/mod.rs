@@ -1,13 +1,14 @@
 //! `hejnal bench broadcast`: the whole path from an official's approval to messages at real
 //! peers, at city scale. It binds the test sinks in counting mode and measures their ceilings,
-//! then, per backend, seeds N residents into a fresh database, starts the app in this process
-//! with its channels pointed at the sinks, and runs a routine campaign to everyone over each
+//! then, per backend, seeds N residents into a fresh database, starts the service as a process
+//! of its own (`hejnal serve`, see `served.rs`) with its channels pointed at the sinks, and runs a routine campaign to everyone over each
 //! channel in turn, with emergency alerts published while the first one drains.
 
 mod alerts;
 mod campaign;
 mod desk;
 mod report;
+mod served;
 
 pub use desk::{Desk, waiting};
 
@@ -29,7 +30,7 @@ use super::{
     sinks::{self, BenchSinks},
 };
 use crate::{
-    app::{self, Application, Role},
+    app,
     config::Config,
 };
 
@@ -65,9 +66,10 @@ pub(crate) struct BackendResult {
     seed_secs: f64,
     campaigns: Vec<CampaignResult>,
     alerts: AlertsResult,
+    /// The service's process (`hejnal serve`).
     peak_rss_mb: Option<f64>,
-    /// The process before the app started: the sinks, the bench, the allocator's leftovers.
-    rss_before_app_mb: Option<f64>,
+    /// The bench's own process while the service ran: the sinks, the load, the bench's reads.
+    bench_peak_rss_mb: Option<f64>,
 }
 
 impl BackendResult {
@@ -108,21 +110,17 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &BroadcastArgs, base
     if !rss::reset_peak() {
         eprintln!("bench: cannot reset the peak RSS; it includes the seeding");
     }
-    let rss_before_app_mb = rss::now_mb();
-    let app = Application::build(config, Role::Serve).await?;
-    let base_url = format!("http://127.0.0.1:{}", app.port().context("the app listens")?);
-    let stop = app.stop_token();
-    let running = tokio::spawn(app.run_until_stopped());
+    let served = served::Served::start(&config).await?;
     let refused_before = sinks.push.refused_count();
-    let measured = measure(args, &store, base_url, sinks).await;
-    let peak_rss_mb = rss::peak_mb();
+    let measured = measure(args, &store, served.base_url.clone(), sinks).await;
+    let peak_rss_mb = served.peak_rss_mb();
+    let bench_peak_rss_mb = rss::peak_mb();
     if sinks.push.refused_count() > refused_before {
         eprintln!("bench: the push receiver refused {} pushes, lately: {:?}", sinks.push.refused_count() - refused_before, sinks.push.refused());
     }
-    stop.cancel();
-    running.await??;
+    served.stop().await?;
     let (campaigns, alerts) = measured?;
-    Ok(BackendResult { backend, seed_secs, campaigns, alerts, peak_rss_mb, rss_before_app_mb })
+    Ok(BackendResult { backend, seed_secs, campaigns, alerts, peak_rss_mb, bench_peak_rss_mb })
 }
 
 /// The campaigns one after another, the alerts during the first.

@@ -39,7 +39,7 @@ pub(super) fn print(subscribers: u64, ceilings: &Ceilings, results: &[BackendRes
         }));
     }
     rows.push(Row {
-        measure: "peak RSS of the process, sinks included (RSS before the app started)".into(),
+        measure: "peak RSS of the service, `hejnal serve` (of the bench and its sinks)".into(),
         target: "≤ 64 MB",
         cells: results.iter().map(rss_cell).collect(),
     });
@@ -82,7 +82,7 @@ fn alert_rows(results: &[BackendResult]) -> Vec<Row> {
 
 fn rss_cell(r: &BackendResult) -> String {
     let Some(peak) = r.peak_rss_mb else { return "n/a".into() };
-    let before = r.rss_before_app_mb.map_or(String::new(), |b| format!(" ({b:.1} MB)"));
+    let before = r.bench_peak_rss_mb.map_or(String::new(), |b| format!(" ({b:.1} MB)"));
     format!("{peak:.1} MB{before} {}", verdict(true, peak <= 64.0))
 }
 
