@@ -131,3 +131,24 @@ async fn json_logs_are_one_json_object_per_line() {
     assert_eq!(entry["fields"]["message"], "HTTP listening");
     assert!(entry["fields"]["addr"].as_str().unwrap().ends_with(&port.to_string()));
 }
+
+/// The broadcast bench, small: sinks, seeding, `hejnal serve` in its own process, a campaign, an
+/// alert and the table. Its figures are not checked here (speed is the bench's business); that it
+/// runs, delivers everything and reports the service's memory is.
+#[test]
+fn the_broadcast_bench_runs_the_service_in_its_own_process_and_prints_its_table() {
+    let out = hejnal()
+        .args(["bench", "broadcast", "--subscribers", "300", "--alerts", "1", "--channels", "sms", "--backend", "embedded", "--ceiling-seconds", "1"])
+        .env("HEJNAL_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let row = |measure: &str| stdout.lines().find(|l| l.starts_with(&format!("| {measure}"))).unwrap_or_else(|| panic!("no {measure:?} row:\n{stdout}")).to_owned();
+    assert!(row("sms campaign drained").contains(" s ("), "{stdout}");
+    assert!(!row("sms campaign drained").contains("not sent"), "{stdout}");
+    let rss = row("peak RSS of the service");
+    let mb: f64 = rss.split('|').nth(3).unwrap().trim().split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{rss}"));
+    assert!(mb > 1.0, "the service's own peak RSS: {rss}");
+    assert!(row("alerts sent").contains("of 1"), "{stdout}");
+}
