@@ -17,11 +17,7 @@ use super::consultations::{CommentRow, Moderation, NewComment, ReportRow};
 super::common::common_queries!(PgStore);
 super::residents::resident_queries!(PgStore, sqlx::Postgres);
 super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert, hejnal_jobs::backlog::postgres::DB_NOW_MS);
-// Advisory locks (class 7243011, the survey id), not FOR SHARE on the survey row: shared row
-// locks taken by concurrent answer commits each make a MultiXact and write the row.
-super::surveys::survey_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert,
-    Some("SELECT pg_advisory_xact_lock_shared(7243011, CAST($1 % 2147483647 AS INTEGER))"),
-    Some("SELECT pg_advisory_xact_lock(7243011, CAST($1 % 2147483647 AS INTEGER))"));
+super::surveys::survey_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert);
 super::consultations::consultation_queries!(PgStore, sqlx::Postgres);
 
 #[derive(Debug, Clone)]

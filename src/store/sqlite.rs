@@ -20,7 +20,7 @@ use super::consultations::{CommentRow, Moderation, NewComment, ReportRow};
 super::common::common_queries!(SqliteStore);
 super::residents::resident_queries!(SqliteStore, sqlx::Sqlite);
 super::notices::notice_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, hejnal_jobs::backlog::sqlite::DB_NOW_MS);
-super::surveys::survey_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert, None::<&'static str>, None::<&'static str>);
+super::surveys::survey_queries!(SqliteStore, sqlx::Sqlite, hejnal_jobs::backlog::sqlite::insert);
 super::consultations::consultation_queries!(SqliteStore, sqlx::Sqlite);
 
 #[derive(Debug, Clone)]

@@ -93,10 +93,9 @@ pub fn invitation_of(r: &NewResponse) -> i64 {
 }
 
 macro_rules! survey_queries {
-    // `$shared_lock` / `$exclusive_lock`: SQL taking a lock on the survey `$1` for the
-    // transaction (PostgreSQL), so that a close waits for answers being written and answers
-    // wait for a close; None where writers take turns anyway (SQLite).
-    ($store:ty, $db:ty, $backlog_insert:path, $shared_lock:expr, $exclusive_lock:expr) => {
+    // `save_responses` is each store's own `store_answers` (`sqlite_answers.rs`,
+    // `postgres_answers.rs`).
+    ($store:ty, $db:ty, $backlog_insert:path) => {
         #[async_trait::async_trait]
         impl $crate::store::surveys::Surveys for $store {
             async fn create_survey(&self, d: &SurveyDraft, author_id: i64, now: i64) -> StoreResult<i64> {
@@ -183,9 +182,8 @@ macro_rules! survey_queries {
 
             async fn close_survey(&self, id: i64, now: i64) -> StoreResult<Option<SurveyRow>> {
                 let mut tx = self.begin_write().await?;
-                if let Some(lock) = $exclusive_lock {
-                    sqlx::query(lock).bind(id).execute(&mut *tx).await?;
-                }
+                // On PostgreSQL the update waits for the answer batches holding the row `FOR
+                // SHARE`, and makes those that come after it see the survey closed.
                 let mut b = sqlx::QueryBuilder::<$db>::new("UPDATE surveys SET state = 'closed', closed_at = ");
                 b.push_bind(now).push(", updated_at = ").push_bind(now).push(" WHERE state = 'published' AND id = ").push_bind(id)
                     .push(" RETURNING ").push($crate::store::surveys::SURVEY_COLUMNS);
@@ -255,65 +253,7 @@ macro_rules! survey_queries {
             }
 
             async fn save_responses(&self, batch: &[NewResponse]) -> StoreResult<Vec<SavedResponse>> {
-                let last = $crate::store::surveys::last_answer_wins(batch);
-                let mut tx = self.begin_write().await?;
-                let now = last.iter().map(|(r, _)| r.at).max().unwrap_or_default();
-                let mut ids: Vec<i64> = last.iter().map(|(r, _)| r.survey_id).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                if let Some(lock) = $shared_lock {
-                    for id in &ids {
-                        sqlx::query(lock).bind(*id).execute(&mut *tx).await?;
-                    }
-                }
-                let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id FROM surveys WHERE state = 'published' AND (opens_at IS NULL OR opens_at <= ");
-                b.push_bind(now).push(") AND (closes_at IS NULL OR closes_at > ").push_bind(now).push(") AND id IN ");
-                b.push_tuples(&ids, |mut t, id| { t.push_bind(*id); });
-                let taking: Vec<(i64,)> = if ids.is_empty() { vec![] } else { b.build_query_as().fetch_all(&mut *tx).await? };
-                let (mut invited, open): (Vec<(&NewResponse, i64)>, Vec<(&NewResponse, i64)>) = last
-                    .into_iter()
-                    .filter(|(r, _)| taking.iter().any(|(id,)| *id == r.survey_id))
-                    .partition(|(r, _)| matches!(r.respondent, Respondent::Invitation(_)));
-                let mut valid: std::collections::HashSet<(i64, i64)> = std::collections::HashSet::with_capacity(invited.len());
-                for chunk in invited.chunks($crate::store::surveys::UPSERT_CHUNK) {
-                    let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id, survey_id FROM survey_invitations WHERE erased_at IS NULL AND id IN ");
-                    b.push_tuples(chunk, |mut t, (r, _)| { t.push_bind($crate::store::surveys::invitation_of(r)); });
-                    valid.extend(b.build_query_as::<(i64, i64)>().fetch_all(&mut *tx).await?);
-                }
-                invited.retain(|(r, _)| valid.contains(&($crate::store::surveys::invitation_of(r), r.survey_id)));
-                let mut saved = Vec::with_capacity(invited.len() + open.len());
-                for chunk in invited.chunks($crate::store::surveys::UPSERT_CHUNK) {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO survey_responses (survey_id, invitation_id, ip_digest, answers, revision, created_at, updated_at) ");
-                    b.push_values(chunk, |mut row, (r, given)| {
-                        row.push_bind(r.survey_id).push_bind($crate::store::surveys::invitation_of(r)).push_bind(r.ip_digest.clone())
-                            .push_bind(r.answers.clone()).push_bind(*given).push_bind(r.at).push_bind(r.at);
-                    });
-                    b.push(" ON CONFLICT (invitation_id) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
-                             revision = survey_responses.revision + excluded.revision RETURNING survey_id, invitation_id, id, revision");
-                    let rows: Vec<(i64, Option<i64>, i64, i64)> = b.build_query_as().fetch_all(&mut *tx).await?;
-                    saved.extend(rows.into_iter().map(|(survey_id, inv, id, revision)| SavedResponse {
-                        survey_id, respondent: Respondent::Invitation(inv.unwrap_or_default()), id, revision,
-                    }));
-                }
-                for chunk in open.chunks($crate::store::surveys::UPSERT_CHUNK) {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO survey_responses (survey_id, browser_hash, ip_digest, answers, revision, created_at, updated_at) ");
-                    b.push_values(chunk, |mut row, (r, given)| {
-                        let Respondent::Browser(hash) = &r.respondent else { unreachable!("partitioned") };
-                        row.push_bind(r.survey_id).push_bind(hash.clone()).push_bind(r.ip_digest.clone()).push_bind(r.answers.clone())
-                            .push_bind(*given).push_bind(r.at).push_bind(r.at);
-                    });
-                    b.push(" ON CONFLICT (survey_id, browser_hash) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
-                             ip_digest = excluded.ip_digest, revision = survey_responses.revision + excluded.revision
-                             RETURNING survey_id, browser_hash, id, revision");
-                    let rows: Vec<(i64, Option<String>, i64, i64)> = b.build_query_as().fetch_all(&mut *tx).await?;
-                    saved.extend(rows.into_iter().map(|(survey_id, hash, id, revision)| SavedResponse {
-                        survey_id, respondent: Respondent::Browser(hash.unwrap_or_default()), id, revision,
-                    }));
-                }
-                tx.commit().await?;
-                Ok(saved)
+                self.store_answers(batch).await
             }
 
             async fn response_of(&self, survey_id: i64, respondent: &Respondent) -> StoreResult<Option<ResponseRow>> {

@@ -152,3 +152,50 @@ impl Hold {
         }
     }
 }
+
+both_backends! {
+    async fn a_close_waits_for_a_batch_being_written_and_no_answer_lands_after_it(env) {
+        use hejnal::store::NewResponse;
+        let desk = std::sync::Arc::new(unlimited(&env).await);
+        let id = create(&desk, &survey("do-zamkniecia")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        let answer = |n: usize, text: &str| NewResponse {
+            survey_id: id, respondent: Respondent::Browser(digest(&browser(n))), answers: json!({"q1": true, "q2": text}).to_string(),
+            ip_digest: None, at: hejnal::store::now_ms(),
+        };
+        // A batch whose write takes a second: it has read the survey as open when the close comes.
+        let hold = slow_down_answers_containing("powoli", &env).await;
+        let batch = [answer(1, "powoli"), answer(2, "zaraz")];
+        let writing = { let desk = desk.clone(); tokio::spawn(async move { desk.store.save_responses(&batch).await.unwrap() }) };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let closing = { let desk = desk.clone(); tokio::spawn(async move { desk.post(&desk.author, &format!("/api/v1/surveys/{id}/close"), &json!({})).await }) };
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        if let Some(hold) = hold {
+            hold.release().await;
+        }
+        let (status, closed) = closing.await.unwrap();
+        assert_eq!(status, 200, "{closed}");
+        assert!(stored(&desk, id, &browser(1)).await.is_some() && stored(&desk, id, &browser(2)).await.is_some(),
+            "the batch under way when the close came was stored before the close returned");
+        assert_eq!(writing.await.unwrap().len(), 2);
+        assert_eq!(desk.store.save_responses(&[answer(3, "po zamknięciu")]).await.unwrap(), [], "after the close nothing is taken");
+        assert_eq!(results(&desk, id).await["responses"]["open"], 2);
+    }
+}
+
+/// Makes a write of an answer containing `word` take a second after the batch read its survey:
+/// on PostgreSQL a trigger that sleeps; on SQLite, whose writers take turns, a write
+/// transaction of another connection that the caller releases.
+async fn slow_down_answers_containing(word: &str, env: &TestEnv) -> Option<Hold> {
+    match env.backend {
+        Backend::Embedded => Some(Hold::take(env).await),
+        Backend::Scaled => {
+            let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+            let sql = format!("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                                 IF NEW.answers LIKE '%{word}%' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$; \
+                               CREATE TRIGGER slow BEFORE INSERT ON survey_responses FOR EACH ROW EXECUTE FUNCTION slow();");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            None
+        }
+    }
+}

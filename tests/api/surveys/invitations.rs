@@ -168,3 +168,43 @@ async fn invitation_links(env: &crate::helpers::TestEnv, survey_id: i64) -> (i64
         }
     }
 }
+
+both_backends! {
+    async fn one_batch_stores_invited_and_open_answers_together_and_drops_invitations_that_do_not_fit(env) {
+        use hejnal::store::{NewResponse, Respondent};
+        let desk = Desk::open(Kit::start(&env).await).await;
+        crate::surveys::residents(&desk, 2, "podgorze", hejnal::domain::Language::Pl, false).await;
+        let invited = create(&desk, &every_type(None)).await;
+        publish(&desk, invited, json!({"districts": ["podgorze"], "channels": ["email"]})).await;
+        let ids: Vec<i64> = crate::surveys::email_tokens(&desk.kit, 2).await.iter()
+            .map(|(_, token)| token.split('.').next().unwrap().parse().unwrap()).collect();
+        let other = create(&desk, &every_type(Some("inna-ankieta"))).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{other}/publish"), &json!({})).await;
+        let now = hejnal::store::now_ms();
+        let answer = |survey_id: i64, respondent: Respondent, text: &str| NewResponse {
+            survey_id, respondent, answers: json!({"q6": text}).to_string(), ip_digest: None, at: now,
+        };
+        let batch = [
+            answer(invited, Respondent::Invitation(ids[0]), "pierwsza"),
+            answer(other, Respondent::Invitation(ids[1]), "zaproszenie do innej ankiety"),
+            answer(invited, Respondent::Browser("x".into()), "otwarta"),
+            answer(invited, Respondent::Invitation(ids[0]), "poprawiona"),
+            answer(invited, Respondent::Invitation(ids[1] + 1_000), "nieistniejące zaproszenie"),
+            answer(other, Respondent::Browser("y".into()), "druga otwarta"),
+        ];
+        let saved = desk.store.save_responses(&batch).await.unwrap();
+        let mut got: Vec<(i64, Respondent, i64)> = saved.into_iter().map(|s| (s.survey_id, s.respondent, s.revision)).collect();
+        got.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        assert_eq!(got, [
+            (invited, Respondent::Invitation(ids[0]), 2),
+            (invited, Respondent::Browser("x".into()), 1),
+            (other, Respondent::Browser("y".into()), 1),
+        ], "the invitation to another survey and the one that does not exist are dropped");
+        let first = desk.store.response_of(invited, &Respondent::Invitation(ids[0])).await.unwrap().unwrap();
+        assert_eq!(first.answers, json!({"q6": "poprawiona"}).to_string(), "the later answer of the batch");
+        assert_eq!(desk.store.response_of(other, &Respondent::Invitation(ids[1])).await.unwrap(), None);
+        assert_eq!(desk.store.response_of(invited, &Respondent::Invitation(ids[1])).await.unwrap(), None);
+        let (on_invited, on_other) = (desk.store.responses(invited, 0, 100).await.unwrap(), desk.store.responses(other, 0, 100).await.unwrap());
+        assert_eq!((on_invited.len(), on_other.len()), (2, 1));
+    }
+}
