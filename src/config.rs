@@ -116,7 +116,8 @@ impl Default for Settings {
             queue_redeliver_after_secs: queue.redeliver_after.as_secs(),
             queue_poll_ms: queue.poll_interval.as_millis() as u64,
             emergency_concurrency: queue.emergency_concurrency,
-            routine_concurrency: queue.routine_concurrency,
+            // 0: by store, see `routine_jobs_at_once`.
+            routine_concurrency: 0,
             shutdown_timeout_secs: queue.shutdown_timeout.as_secs(),
             migrate_on_start: true,
             log_format: "text".into(),
@@ -284,7 +285,6 @@ impl Config {
         positive("queue_redeliver_after_secs", s.queue_redeliver_after_secs)?;
         positive("queue_poll_ms", s.queue_poll_ms)?;
         positive("emergency_concurrency", s.emergency_concurrency as u64)?;
-        positive("routine_concurrency", s.routine_concurrency as u64)?;
         let log_json = match s.log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -325,7 +325,7 @@ impl Config {
             redeliver_after: Duration::from_secs(s.queue_redeliver_after_secs),
             poll_interval: Duration::from_millis(s.queue_poll_ms),
             emergency_concurrency: s.emergency_concurrency,
-            routine_concurrency: s.routine_concurrency,
+            routine_concurrency: routine_jobs_at_once(s.routine_concurrency, &s.database_url),
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs),
         };
         Ok(Config {
@@ -452,6 +452,19 @@ fn check_scheme(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigEr
     }
 }
 
+/// Routine jobs run at once per process: `configured`, or for 0 what suits the store. On SQLite
+/// 8, not 32: every job holds its claimed batch and a send future per provider slot while it
+/// waits for one, and SQLite's one writer takes the jobs' claims and outcomes in turn anyway.
+/// 1M SMS on SQLite (`hejnal bench broadcast --alerts 5 --channels sms --backend embedded`):
+/// peak RSS 75.5 MB with 32, 68.4 MB with 8, at the same rate (21,185 and 20,980/s).
+pub fn routine_jobs_at_once(configured: usize, database_url: &str) -> usize {
+    match configured {
+        0 if database_url.starts_with("sqlite:") => 8,
+        0 => 32,
+        n => n,
+    }
+}
+
 fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 { Err(wrong(key, "must be greater than 0")) } else { Ok(()) }
 }
@@ -494,6 +507,15 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://data/hejnal.db");
         assert!(c.queue.url.starts_with("sqlite:"));
         assert_eq!(c.queue.prefix, "hejnal");
+        assert_eq!((c.queue.routine_concurrency, c.queue.emergency_concurrency), (8, 16));
+    }
+
+    #[test]
+    fn routine_jobs_at_once_default_by_store_and_a_setting_wins() {
+        let on = |url: &str, n: usize| Config::from_settings(Settings { database_url: url.into(), routine_concurrency: n, ..Settings::default() }).unwrap().queue.routine_concurrency;
+        assert_eq!(on("sqlite://data/hejnal.db", 0), 8);
+        assert_eq!(on("postgres://hejnal@db/hejnal", 0), 32);
+        assert_eq!((on("sqlite://data/hejnal.db", 12), on("postgres://hejnal@db/hejnal", 3)), (12, 3));
     }
 
     #[test]
