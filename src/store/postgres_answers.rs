@@ -72,7 +72,7 @@ impl PgStore {
     }
 }
 
-async fn upsert(pool: &PgPool, survey_ids: &[i64], now: i64, invited: &[Answer<'_>], open: &[Answer<'_>]) -> StoreResult<Vec<SavedResponse>> {
+async fn upsert<'a>(pool: &PgPool, survey_ids: &[i64], now: i64, invited: &[Answer<'a>], open: &[Answer<'a>]) -> StoreResult<Vec<SavedResponse>> {
     let (inv, opn) = (Columns::of(invited), Columns::of(open));
     let invitation_ids: Vec<i64> = invited.iter().map(|(r, _)| invitation_of(r)).collect();
     let browser_hashes: Vec<&str> = open
@@ -111,20 +111,21 @@ fn saved((survey_id, invitation_id, browser_hash, id, revision): (i64, Option<i6
 }
 
 /// The columns every answer shares, as arrays: survey, ip digest, answers, revision, time.
-struct Columns {
+/// Borrowed from the batch: the answers' JSON is bound as it is, not copied again.
+struct Columns<'a> {
     survey_ids: Vec<i64>,
-    ip_digests: Vec<Option<String>>,
-    answers: Vec<String>,
+    ip_digests: Vec<Option<&'a str>>,
+    answers: Vec<&'a str>,
     revisions: Vec<i64>,
     at: Vec<i64>,
 }
 
-impl Columns {
-    fn of(answers: &[Answer<'_>]) -> Columns {
+impl<'a> Columns<'a> {
+    fn of(answers: &[Answer<'a>]) -> Columns<'a> {
         Columns {
             survey_ids: answers.iter().map(|(r, _)| r.survey_id).collect(),
-            ip_digests: answers.iter().map(|(r, _)| r.ip_digest.clone()).collect(),
-            answers: answers.iter().map(|(r, _)| r.answers.clone()).collect(),
+            ip_digests: answers.iter().map(|(r, _)| r.ip_digest.as_deref()).collect(),
+            answers: answers.iter().map(|(r, _)| r.answers.as_str()).collect(),
             revisions: answers.iter().map(|(_, given)| *given).collect(),
             at: answers.iter().map(|(r, _)| r.at).collect(),
         }
