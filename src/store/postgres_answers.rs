@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use super::{
     StoreResult,
     postgres::PgStore,
-    surveys::{SavedResponse, invitation_of, last_answer_wins},
+    surveys::{SavedResponse, UpsertedRow, invitation_of, last_answer_wins, saved_response},
     surveys_types::{NewResponse, Respondent},
 };
 
@@ -82,7 +82,7 @@ async fn upsert<'a>(pool: &PgPool, survey_ids: &[i64], now: i64, invited: &[Answ
             Respondent::Invitation(_) => unreachable!("partitioned"),
         })
         .collect();
-    let rows: Vec<(i64, Option<i64>, Option<String>, i64, i64)> = sqlx::query_as(UPSERT_ANSWERS)
+    let rows: Vec<UpsertedRow> = sqlx::query_as(UPSERT_ANSWERS)
         .bind(survey_ids)
         .bind(now)
         .bind(&inv.survey_ids)
@@ -99,15 +99,7 @@ async fn upsert<'a>(pool: &PgPool, survey_ids: &[i64], now: i64, invited: &[Answ
         .bind(&opn.at)
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(saved).collect())
-}
-
-fn saved((survey_id, invitation_id, browser_hash, id, revision): (i64, Option<i64>, Option<String>, i64, i64)) -> SavedResponse {
-    let respondent = match (invitation_id, browser_hash) {
-        (Some(invitation), _) => Respondent::Invitation(invitation),
-        (None, hash) => Respondent::Browser(hash.unwrap_or_default()),
-    };
-    SavedResponse { survey_id, respondent, id, revision }
+    Ok(rows.into_iter().map(saved_response).collect())
 }
 
 /// The columns every answer shares, as arrays: survey, ip digest, answers, revision, time.

@@ -64,9 +64,6 @@ pub(super) const SURVEY_COLUMNS: &str = "id, kind, state, slug, spec, audience, 
 pub(super) const RESPONSE_COLUMNS: &str = "r.id, r.survey_id, r.invitation_id, r.answers, r.revision, r.created_at, r.updated_at, \
     (SELECT count(*) FROM survey_responses o WHERE o.survey_id = r.survey_id AND o.ip_digest = r.ip_digest AND o.id <> r.id) AS same_address";
 
-/// Rows per statement: well under SQLite's limit of bound parameters.
-pub(super) const UPSERT_CHUNK: usize = 1000;
-
 /// The last answer of each respondent in a batch, in the order they were first seen, with
 /// how many answers the respondent gave in the batch (each counts as a revision).
 pub fn last_answer_wins(batch: &[NewResponse]) -> Vec<(&NewResponse, i64)> {
@@ -90,6 +87,17 @@ pub fn invitation_of(r: &NewResponse) -> i64 {
         Respondent::Invitation(id) => id,
         Respondent::Browser(_) => 0,
     }
+}
+
+/// A row the answer upsert returned (survey, invitation, browser, id, revision) as what was saved.
+pub(super) type UpsertedRow = (i64, Option<i64>, Option<String>, i64, i64);
+
+pub(super) fn saved_response((survey_id, invitation_id, browser_hash, id, revision): UpsertedRow) -> SavedResponse {
+    let respondent = match (invitation_id, browser_hash) {
+        (Some(invitation), _) => Respondent::Invitation(invitation),
+        (None, hash) => Respondent::Browser(hash.unwrap_or_default()),
+    };
+    SavedResponse { survey_id, respondent, id, revision }
 }
 
 macro_rules! survey_queries {
