@@ -131,6 +131,11 @@ impl Application {
             tokio::spawn(async move {
                 tracing::info!(addr = %listener.local_addr()?, %public_url, "HTTP listening");
                 let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                // Each response leaves at once, whatever its size: with Nagle's algorithm a
+                // response's last partial segment can wait for the client's delayed ACK (40 ms).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
             })
         });

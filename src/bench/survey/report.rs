@@ -1,6 +1,6 @@
 //! The table `hejnal bench survey` prints, Markdown, one column per backend.
 
-use super::{SurveyArgs, SurveyResult, p50_p99};
+use super::{SurveyArgs, SurveyResult, p50_p99, percentile};
 
 fn mark(met: bool) -> &'static str {
     if met { "✓" } else { "✗" }
@@ -28,6 +28,9 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
         let p99 = p50_p99(&r.fixed).1;
         format!("{p99:.2} ms {}", mark(p99 <= 10.0))
     }));
+    // One stall of the database (a slow WAL flush on PostgreSQL) holds every answer behind it,
+    // and is often what a missed p99 is made of: the longest wait tells.
+    println!("| at the fixed rate: longest wait | | {} |", cells(&|r| format!("{:.1} ms", percentile(&r.fixed.latencies_ms, 1.0))));
     println!("| answers per commit, maximum / fixed rate | | {} |", cells(&|r| format!("{} / {}", batch(r.batch_max), batch(r.batch_fixed))));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.max.failed + r.fixed.failed, mark(r.max.failed + r.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
