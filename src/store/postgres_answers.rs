@@ -17,16 +17,16 @@ use sqlx::PgPool;
 use super::{
     StoreResult,
     postgres::PgStore,
-    surveys::{SavedResponse, UpsertedRow, invitation_of, last_answer_wins, saved_response},
+    surveys::{SavedResponse, UpsertedRow, invitation_of, judged_at, last_answer_wins, saved_response},
     surveys_types::{NewResponse, Respondent},
 };
 
 type Answer<'a> = (&'a NewResponse, i64);
 
 /// `$1` the surveys, `$2` the time the surveys must take answers at; `$3`-`$8` the answers by
-/// invitation, `$9`-`$14` the open ones. Rows go in in (survey, respondent) order, as the
-/// batcher sorted them, so two batches at once take the unique indexes' locks in one order and
-/// cannot deadlock.
+/// invitation, `$9`-`$14` the open ones. Rows go in in (survey, respondent) order (the
+/// `ORDER BY`s), so two batches at once take the unique indexes' locks in one order and cannot
+/// deadlock.
 const UPSERT_ANSWERS: &str = "WITH taking AS (
          SELECT id FROM surveys
          WHERE id = ANY($1) AND state = 'published'
@@ -62,8 +62,7 @@ impl PgStore {
         if last.is_empty() {
             return Ok(vec![]);
         }
-        // A survey takes the batch's answers if it does at the time of the latest of them.
-        let now = last.iter().map(|(r, _)| r.at).max().unwrap_or_default();
+        let now = judged_at(&last);
         let mut survey_ids: Vec<i64> = last.iter().map(|(r, _)| r.survey_id).collect();
         survey_ids.sort_unstable();
         survey_ids.dedup();

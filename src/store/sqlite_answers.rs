@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{
     StoreResult,
     sqlite::SqliteStore,
-    surveys::{SavedResponse, UpsertedRow, last_answer_wins, saved_response},
+    surveys::{SavedResponse, UpsertedRow, judged_at, last_answer_wins, saved_response},
     surveys_types::{NewResponse, Respondent},
 };
 
@@ -46,8 +46,7 @@ impl SqliteStore {
         if last.is_empty() {
             return Ok(vec![]);
         }
-        // A survey takes the batch's answers if it does at the time of the latest of them.
-        let now = last.iter().map(|(r, _)| r.at).max().unwrap_or_default();
+        let now = judged_at(&last);
         let rows: Vec<Row> = last.iter().map(|(r, given)| row(r, *given)).collect();
         let json = serde_json::to_string(&rows).expect("numbers and strings serialise");
         let stored: Vec<UpsertedRow> =

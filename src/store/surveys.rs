@@ -89,6 +89,12 @@ pub fn invitation_of(r: &NewResponse) -> i64 {
     }
 }
 
+/// The time a batch is judged at: a survey takes the batch's answers if it does at the time of
+/// the latest of them.
+pub(super) fn judged_at(last: &[(&NewResponse, i64)]) -> i64 {
+    last.iter().map(|(r, _)| r.at).max().unwrap_or_default()
+}
+
 /// A row the answer upsert returned (survey, invitation, browser, id, revision) as what was saved.
 pub(super) type UpsertedRow = (i64, Option<i64>, Option<String>, i64, i64);
 

@@ -84,11 +84,9 @@ async fn commit_loop(store: DynStore, mut rx: mpsc::Receiver<Waiting>, in_flight
     }
 }
 
-async fn commit(store: &DynStore, mut batch: Vec<Waiting>) {
-    // Rows in one order in every batch, so that two commits running at once on PostgreSQL
-    // lock them in the same order and cannot deadlock. The sort is stable: a respondent's
-    // answers keep their arrival order, and the last one still wins.
-    batch.sort_by(|a, b| (a.response.survey_id, &a.response.respondent).cmp(&(b.response.survey_id, &b.response.respondent)));
+/// The batch goes to the store in arrival order: a respondent's last answer wins. (PostgreSQL's
+/// statement orders the rows itself, so that parallel commits lock them in one order.)
+async fn commit(store: &DynStore, batch: Vec<Waiting>) {
     let (responses, replies): (Vec<NewResponse>, Vec<_>) = batch.into_iter().map(|w| (w.response, w.reply)).unzip();
     metrics::histogram!("hejnal_survey_answer_batch_size").record(responses.len() as f64);
     match store.save_responses(&responses).await {
