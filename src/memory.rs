@@ -17,3 +17,31 @@ pub fn limit_malloc_arenas() {
         }
     }
 }
+
+/// How often freed heap pages go back to the system.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hand freed heap pages back to the system once a second, on a thread of its own. glibc
+/// returns memory on its own only from the top of each arena; what a burst frees in the middle
+/// (a delivery job's batch, a fan-out's chunk) stays resident until reused. During a 1M SMS
+/// campaign on SQLite, mallinfo showed 7-22 MB of the heap free at any time; trimming cut the
+/// service's RSS through the campaign from 67-70 MB to 55-62 MB (`hejnal bench broadcast`,
+/// docs/performance.md). `malloc_trim` takes each arena's lock while it walks it, briefly: a
+/// heap of some 45 MB. A no-op off glibc.
+pub fn trim_freed_memory_periodically() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let spawned = std::thread::Builder::new().name("malloc-trim".into()).spawn(|| {
+            loop {
+                std::thread::sleep(TRIM_EVERY);
+                // SAFETY: malloc_trim only releases free pages; any thread may call it at any time.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the thread that returns freed memory; RSS may stay higher");
+        }
+    }
+}

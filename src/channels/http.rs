@@ -17,9 +17,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
 /// How much of an error answer is kept in the error text.
 const ERROR_TEXT_LIMIT: usize = 300;
 
-/// A client with keep-alive, made once per adapter family and shared by every send.
-pub(crate) fn client(timeout: Duration) -> Result<Client, reqwest::Error> {
-    builder(timeout).build()
+/// A client with keep-alive, made once per adapter family and shared by every send. It keeps
+/// at most `concurrency` idle connections to a host: no more requests than that are ever in
+/// flight to one provider, so any more would only hold their read and write buffers.
+pub(crate) fn client(timeout: Duration, concurrency: usize) -> Result<Client, reqwest::Error> {
+    builder(timeout).pool_max_idle_per_host(concurrency).build()
 }
 
 /// The settings every provider client has. `timeout` bounds a whole request (connect, send,

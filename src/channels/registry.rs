@@ -59,7 +59,7 @@ impl Channels {
         };
         let push: Arc<dyn Channel> = match PushSettings::parse(settings)? {
             Some(push) => Arc::new(
-                PushChannel::new(push, settings.timeout(ChannelKind::Push)).map_err(|e| client_error(ChannelKind::Push, e))?,
+                PushChannel::new(push, settings.timeout(ChannelKind::Push), settings.push_concurrency).map_err(|e| client_error(ChannelKind::Push, e))?,
             ),
             None => dev(ChannelKind::Push),
         };
@@ -103,12 +103,12 @@ impl Channels {
 fn sms_channel(settings: &ChannelSettings) -> Result<Option<Arc<dyn Channel>>, ConfigError> {
     let mut members = Vec::new();
     for sms in SmsSettings::parse_all(settings)? {
-        let client = http::client(sms.timeout).map_err(|e| client_error(ChannelKind::Sms, e))?;
+        let concurrency = sms.concurrency.unwrap_or(settings.sms_concurrency);
+        let client = http::client(sms.timeout, concurrency).map_err(|e| client_error(ChannelKind::Sms, e))?;
         let (name, weight) = (sms.name.clone(), sms.weight);
         // A provider's own limits, when it has any, apply beyond the channel's.
-        let throttle = (sms.rate.is_some() || sms.concurrency.is_some()).then(|| {
-            Throttle::new(sms.rate, sms.concurrency.unwrap_or(settings.sms_concurrency), settings.emergency_reserve_percent)
-        });
+        let throttle = (sms.rate.is_some() || sms.concurrency.is_some())
+            .then(|| Throttle::new(sms.rate, concurrency, settings.emergency_reserve_percent));
         let channel: Arc<dyn Channel> = Arc::new(SmsChannel::new(sms, client));
         members.push(Member { name, weight, channel, throttle });
     }

@@ -89,6 +89,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config, role: Role) -> anyhow::Result<ExitCode> {
     tracing::info!(?config, ?role, "starting");
+    crate::memory::trim_freed_memory_periodically();
     let app = Application::build(config, role).await?;
     let stop = app.stop_token();
     tokio::spawn(async move {

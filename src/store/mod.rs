@@ -12,6 +12,7 @@ pub mod residents;
 pub mod residents_types;
 mod sqlite;
 mod sqlite_answers;
+mod sqlite_checkpoint;
 pub mod consultations;
 pub mod surveys;
 pub mod surveys_types;

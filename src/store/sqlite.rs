@@ -1,6 +1,6 @@
 //! The SQLite store: WAL, one file, created on first start.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -8,7 +8,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult};
+use super::{sqlite_checkpoint, District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult};
 use hejnal_jobs::Backlog;
 
 use super::residents_types::*;
@@ -32,6 +32,7 @@ pub struct SqliteStore {
     /// a newcomer overtake: an emergency's approval waited up to 600 ms behind a campaign's
     /// writes before this (`hejnal bench broadcast`).
     writer: SqlitePool,
+    _checkpointer: Arc<sqlite_checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -47,10 +48,14 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // 256 KiB of page cache per connection, not SQLite's 2 MB: the OS caches the file
             // anyway, and every connection's cache counts in RSS (1M bench: 100 MB -> 79 MB).
-            .pragma("cache_size", "-256");
+            .pragma("cache_size", "-256")
+            // Checkpoints are the background task's work (`sqlite_checkpoint.rs`).
+            .pragma("wal_autocheckpoint", sqlite_checkpoint::AUTOCHECKPOINT_PAGES)
+            .pragma("journal_size_limit", sqlite_checkpoint::WAL_SIZE_LIMIT_BYTES);
         let pool = SqlitePoolOptions::new().max_connections(max_connections).connect_with(opts.clone()).await?;
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
-        Ok(SqliteStore { pool, writer })
+        let checkpointer = sqlite_checkpoint::start(pool.clone());
+        Ok(SqliteStore { pool, writer, _checkpointer: checkpointer })
     }
 
     pub fn pool(&self) -> &SqlitePool {

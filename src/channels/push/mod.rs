@@ -54,8 +54,9 @@ pub struct PushChannel {
 }
 
 impl PushChannel {
-    pub(crate) fn new(settings: PushSettings, timeout: std::time::Duration) -> Result<PushChannel, reqwest::Error> {
-        let mut builder = http::builder(timeout);
+    /// `concurrency` caps the idle connections kept to each push service, as for SMS gateways.
+    pub(crate) fn new(settings: PushSettings, timeout: std::time::Duration, concurrency: usize) -> Result<PushChannel, reqwest::Error> {
+        let mut builder = http::builder(timeout).pool_max_idle_per_host(concurrency);
         if !settings.allow_local {
             builder = builder.dns_resolver(Arc::new(endpoint::GuardedResolver));
         }
