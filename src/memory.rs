@@ -25,9 +25,10 @@ const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// returns memory on its own only from the top of each arena; what a burst frees in the middle
 /// (a delivery job's batch, a fan-out's chunk) stays resident until reused. During a 1M SMS
 /// campaign on SQLite, mallinfo showed 7-22 MB of the heap free at any time; trimming cut the
-/// service's RSS through the campaign from 67-70 MB to 53-66 MB, its peak (the alerts' live heap)
-/// from 72.1 to 68.2-70.1 MB (`hejnal bench broadcast`, docs/performance.md). `malloc_trim` takes each arena's lock while it walks it, briefly: a
-/// heap of some 45 MB. A no-op off glibc.
+/// service's RSS through the campaign from 67-70 MB to 53-66 MB, its peak (the alerts' live
+/// heap) from 72.1 to 68.2-70.1 MB (`hejnal bench broadcast`, docs/performance.md).
+/// `malloc_trim` takes each arena's lock while it walks it, briefly: a heap of some 45 MB.
+/// A no-op off glibc.
 pub fn trim_freed_memory_periodically() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
