@@ -46,3 +46,39 @@ pub fn trim_freed_memory_periodically() {
         }
     }
 }
+
+/// The process's memory as gauges, read when `/metrics` is scraped: resident set (what the
+/// issue's 64 MB budget counts), the heap glibc holds in use and free, and SQLite's own
+/// allocations (page caches, schemas, prepared statements of every connection).
+pub fn report_to_metrics() {
+    if let Some(bytes) = resident_bytes() {
+        metrics::gauge!("hejnal_process_resident_bytes").set(bytes as f64);
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics (taking each arena's lock).
+        let info = unsafe { libc::mallinfo2() };
+        // Small blocks in the arenas plus the large ones glibc maps on their own.
+        metrics::gauge!("hejnal_heap_bytes", "state" => "in_use").set((info.uordblks + info.hblkhd) as f64);
+        metrics::gauge!("hejnal_heap_bytes", "state" => "free").set(info.fordblks as f64);
+    }
+    metrics::gauge!("hejnal_sqlite_memory_bytes").set(sqlite_memory_used() as f64);
+}
+
+/// VmRSS of this process, from /proc (Linux only).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes SQLite has allocated in this process, all connections together.
+fn sqlite_memory_used() -> i64 {
+    // The bundled SQLite that sqlx links; declared here rather than through a direct
+    // dependency on libsqlite3-sys, whose version sqlx pins.
+    unsafe extern "C" {
+        fn sqlite3_memory_used() -> i64;
+    }
+    // SAFETY: a thread-safe statistics read with no arguments.
+    unsafe { sqlite3_memory_used() }
+}

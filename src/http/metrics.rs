@@ -31,7 +31,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// Prometheus text. Queue depths are read from the backlog at scrape time.
+/// Prometheus text. Queue depths and memory are read at scrape time.
 pub async fn render(State(state): State<AppState>) -> Response {
     for lane in Lane::ALL {
         match state.queue.backlog().depth(lane).await {
@@ -43,6 +43,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
             Err(e) => tracing::warn!(%lane, error = %e, "queue depth unavailable for metrics"),
         }
     }
+    crate::memory::report_to_metrics();
     let body = crate::telemetry::metrics_handle().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

@@ -20,8 +20,9 @@ pub trait Notices: Send + Sync {
     async fn database_now_ms(&self) -> StoreResult<i64>;
     /// Publish a scheduled notice if its `send_at` has come by the database's clock.
     async fn publish_if_due(&self, id: i64) -> StoreResult<ScheduledPublish>;
-    /// Insert one channel's deliveries of a fan-out (existing ones are left alone).
-    async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange>;
+    /// Insert one channel's deliveries of a fan-out (existing ones are left alone). `None`: the
+    /// notice has been cancelled, and nothing was inserted.
+    async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<Option<InsertedRange>>;
     /// The lowest and highest subscriber id, (1, 0) when there are none: the fan-out's chunks.
     async fn subscriber_id_span(&self) -> StoreResult<(i64, i64)>;
     /// The distinct quiet hours residents chose, as (from, to).
@@ -194,8 +195,18 @@ macro_rules! notice_queries {
                 Ok(row)
             }
 
-            async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<InsertedRange> {
+            async fn fan_out_channel(&self, plan: &FanoutPlan, now: i64) -> StoreResult<Option<InsertedRange>> {
                 let mut tx = self.begin_write().await?;
+                // Read in the chunk's own transaction (on PostgreSQL under a share lock, which the
+                // cancel's update of the notice waits for): no row lands after a cancel has closed
+                // the notice's queued deliveries, and a cancelled fan-out stops at its next chunk.
+                let lock = if <$db as sqlx::Database>::NAME == "PostgreSQL" { " FOR SHARE" } else { "" };
+                let state: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT state FROM notices WHERE id = $1{lock}")))
+                    .bind(plan.notice_id)
+                    .fetch_optional(&mut *tx).await?;
+                if state.as_deref() == Some("cancelled") {
+                    return Ok(None);
+                }
                 let (from, to) = plan.subscribers;
                 // A chunk commits whole, so rows already in its range mean an earlier run of this
                 // fan-out got that far. Only then does the insert check each row for a conflict:
@@ -246,7 +257,7 @@ macro_rules! notice_queries {
                         .bind(plan.notice_id).bind(from).bind(to).bind(&plan.channel)
                         .fetch_one(&mut *tx).await?;
                 tx.commit().await?;
-                Ok(InsertedRange { first: first.unwrap_or(0), last: last.unwrap_or(-1), count })
+                Ok(Some(InsertedRange { first: first.unwrap_or(0), last: last.unwrap_or(-1), count }))
             }
 
             async fn subscriber_id_span(&self) -> StoreResult<(i64, i64)> {

@@ -49,6 +49,7 @@ impl SqliteStore {
             // 256 KiB of page cache per connection, not SQLite's 2 MB: the OS caches the file
             // anyway, and every connection's cache counts in RSS (1M bench: 100 MB -> 79 MB).
             .pragma("cache_size", "-256")
+            .pragma("soft_heap_limit", hejnal_jobs::broker::SQLITE_SOFT_HEAP_LIMIT.to_string())
             // Checkpoints are the background task's work (`sqlite_checkpoint.rs`).
             .pragma("wal_autocheckpoint", sqlite_checkpoint::AUTOCHECKPOINT_PAGES)
             .pragma("journal_size_limit", sqlite_checkpoint::WAL_SIZE_LIMIT_BYTES);
@@ -140,5 +141,21 @@ impl Store for SqliteStore {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    /// SQLite's memory is bounded for the whole process, whichever connection asks.
+    #[tokio::test]
+    async fn every_connection_reports_the_soft_heap_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("h.db").display()), 2).await.unwrap();
+        for pool in [store.pool(), store.writes()] {
+            let limit: i64 = sqlx::query_scalar("PRAGMA soft_heap_limit").fetch_one(pool).await.unwrap();
+            assert_eq!(limit as u64, hejnal_jobs::broker::SQLITE_SOFT_HEAP_LIMIT);
+        }
     }
 }

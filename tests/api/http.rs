@@ -4,7 +4,7 @@
 use hejnal::app::Role;
 use serde_json::Value;
 
-use crate::{both_backends, helpers::TestApp};
+use crate::{both_backends, helpers::{Backend, TestApp}};
 
 both_backends! {
     async fn health_readiness_and_reference_data_answer(env) {
@@ -54,6 +54,28 @@ both_backends! {
         assert!(count >= 3.0, "{line}");
         assert!(body.contains("hejnal_queue_depth{lane=\"emergency\",state=\"queued\"}"), "{body}");
         assert!(body.contains("hejnal_queue_depth{lane=\"routine\",state=\"released\"}"), "{body}");
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn metrics_show_the_memory_the_process_holds(env) {
+        let app = TestApp::spawn(&env, Role::Api).await;
+        let body = app.get("/metrics").await.text().await.unwrap();
+        let gauge = |name: &str| -> f64 {
+            let line = body.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in:\n{body}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let resident = gauge("hejnal_process_resident_bytes");
+        // A test process holds its code and runtime: far more than a megabyte, far less than 10 GB.
+        assert!((1e6..1e10).contains(&resident), "resident {resident}");
+        let in_use = gauge("hejnal_heap_bytes{state=\"in_use\"}");
+        assert!(in_use > 100_000.0 && in_use < resident * 4.0, "heap in use {in_use}, resident {resident}");
+        gauge("hejnal_heap_bytes{state=\"free\"}");
+        if matches!(env.backend, Backend::Embedded) {
+            // This app's own SQLite connections are open, so SQLite holds their schemas at least.
+            assert!(gauge("hejnal_sqlite_memory_bytes") > 10_000.0, "{body}");
+        }
         app.shutdown().await.unwrap();
     }
 }

@@ -117,6 +117,6 @@ fn print_table(subscribers: u64, ceilings: &Ceilings, results: &[BackendResult],
         println!("| {} | {} | {} |", r.measure, r.target, r.cells.join(" | "));
     }
     for r in results {
-        println!("{}: seeded in {:.1} s; alert audiences {:?} deliveries", r.backend.name(), r.seed_secs, r.alerts.recipients);
+        println!("{}: seeded in {:.1} s; deliveries each alert created before its cancellation stopped its fan-out: {:?}", r.backend.name(), r.seed_secs, r.alerts.recipients);
     }
 }

@@ -168,16 +168,24 @@ both_backends! {
         // Two runs racing over a fresh chunk: one inserts; the other finds the rows or fails on
         // the unique key (PostgreSQL), and its job would run again.
         let (a, b) = tokio::join!(desk.store.fan_out_channel(&chunk, 1), desk.store.fan_out_channel(&chunk, 1));
-        let first = *a.as_ref().or(b.as_ref()).expect("one of two racing runs succeeds");
+        let first = a.as_ref().or(b.as_ref()).expect("one of two racing runs succeeds").expect("the notice is not cancelled");
         assert_eq!(first.count, 3);
         assert_eq!(queued().await, vec![("sms".to_string(), "queued".to_string(), 3)]);
 
         // Run again (a resumed fan-out): the same range, nothing added.
-        assert_eq!(desk.store.fan_out_channel(&chunk, 2).await.unwrap(), first);
+        assert_eq!(desk.store.fan_out_channel(&chunk, 2).await.unwrap(), Some(first));
         // Residents who joined since: only they are added.
         desk.residents(2, None).await;
-        let grown = desk.store.fan_out_channel(&chunk, 3).await.unwrap();
+        let grown = desk.store.fan_out_channel(&chunk, 3).await.unwrap().unwrap();
         assert_eq!((grown.first, grown.count), (first.first, 5));
         assert_eq!(queued().await, vec![("sms".to_string(), "queued".to_string(), 5)]);
+
+        // Cancelled: its queued deliveries are closed, and a fan-out still running inserts no
+        // more (its next chunk answers None, and the job stops there).
+        let (status, cancelled) = desk.post(&desk.author, &format!("/api/v1/notices/{id}/cancel"), &json!({})).await;
+        assert_eq!((status, cancelled["state"].as_str()), (200, Some("cancelled")), "{cancelled}");
+        desk.residents(4, None).await;
+        assert_eq!(desk.store.fan_out_channel(&chunk, 4).await.unwrap(), None);
+        assert_eq!(queued().await, vec![("sms".to_string(), "cancelled".to_string(), 5)], "the 4 new residents got no row");
     }
 }
