@@ -67,9 +67,13 @@ pub fn report_to_metrics() {
 
 /// VmRSS of this process, from /proc (Linux only).
 fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
-    Some(kb * 1024)
+    status_field_bytes(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS:")
+}
+
+/// A memory field (`VmRSS:`, `VmHWM:`, …) of a `/proc/<pid>/status` text, in bytes.
+pub fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
+    let kib: u64 = status.lines().find_map(|l| l.strip_prefix(field))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Bytes SQLite has allocated in this process, all connections together.
@@ -81,4 +85,18 @@ fn sqlite_memory_used() -> i64 {
     }
     // SAFETY: a thread-safe statistics read with no arguments.
     unsafe { sqlite3_memory_used() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_field_is_read_in_bytes_and_a_missing_one_is_none() {
+        let status = "Name:\thejnal\nVmHWM:\t   64224 kB\nVmRSS:\t   51504 kB\nThreads:\t18\n";
+        assert_eq!(status_field_bytes(status, "VmRSS:"), Some(51_504 * 1024));
+        assert_eq!(status_field_bytes(status, "VmHWM:"), Some(64_224 * 1024));
+        assert_eq!(status_field_bytes(status, "VmSwap:"), None);
+        assert_eq!(status_field_bytes(status, "Threads:"), None, "not a memory field");
+    }
 }

@@ -12,9 +12,7 @@ fn status_mb(field: &str) -> Option<f64> {
 
 /// A memory field of a `/proc/<pid>/status` text, in MB.
 pub(super) fn field_mb(status: &str, field: &str) -> Option<f64> {
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: f64 = line.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024.0 / 1e6)
+    crate::memory::status_field_bytes(status, field).map(|bytes| bytes as f64 / 1e6)
 }
 
 /// Start measuring the peak afresh from the present size; false if the kernel refused.
