@@ -89,7 +89,10 @@ async fn commit_loop(store: DynStore, mut rx: mpsc::Receiver<Waiting>, in_flight
 async fn commit(store: &DynStore, batch: Vec<Waiting>) {
     let (responses, replies): (Vec<NewResponse>, Vec<_>) = batch.into_iter().map(|w| (w.response, w.reply)).unzip();
     metrics::histogram!("hejnal_survey_answer_batch_size").record(responses.len() as f64);
-    match store.save_responses(&responses).await {
+    let started = std::time::Instant::now();
+    let stored = store.save_responses(&responses).await;
+    metrics::histogram!("hejnal_survey_answer_commit_seconds").record(started.elapsed().as_secs_f64());
+    match stored {
         Ok(saved) => {
             for (reply, outcome) in replies.into_iter().zip(each_outcome(&responses, &saved)) {
                 let _ = reply.send(Ok(outcome));

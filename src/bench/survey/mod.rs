@@ -61,6 +61,8 @@ pub(super) struct SurveyResult {
     /// Mean answers per commit in each phase.
     batch_max: Option<f64>,
     batch_fixed: Option<f64>,
+    /// Group commits at the fixed rate that took over 10 ms, of all of them.
+    slow_commits_fixed: Option<(u64, u64)>,
     /// Distinct invitations acknowledged, and the rows stored.
     acknowledged: usize,
     stored: i64,
@@ -109,16 +111,17 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &
     let measured = measure(addr, &requests, args).await;
     stop.cancel();
     running.await??;
-    let (warm, max, fixed, offered, batch_max, batch_fixed) = measured?;
+    let (warm, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed) = measured?;
 
     let acknowledged: HashSet<usize> = warm.acknowledged.iter().chain(&max.acknowledged).chain(&fixed.acknowledged).copied().collect();
     let stored = scalar(&fresh.database_url, "SELECT count(*) FROM survey_responses").await?;
     let load_after = load_average();
-    Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
+    Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
 }
 
-/// (warm-up, maximum, fixed rate, offered rate, mean batch at the maximum, at the fixed rate)
-type Measured = (Phase, Phase, Phase, f64, Option<f64>, Option<f64>);
+/// (warm-up, maximum, fixed rate, offered rate, mean batch at the maximum, at the fixed rate,
+/// commits over 10 ms at the fixed rate of all its commits)
+type Measured = (Phase, Phase, Phase, f64, Option<f64>, Option<f64>, Option<(u64, u64)>);
 
 /// A warm-up, the maximum, then the fixed rate.
 async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyArgs) -> anyhow::Result<Measured> {
@@ -134,25 +137,46 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
     let fixed = load::drive(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await?;
     let after_fixed = batches.read().await;
-    Ok((warm, max, fixed, offered, BatchMeter::mean(before, after_max), BatchMeter::mean(after_max, after_fixed)))
+    let slow = BatchMeter::slow_commits(after_max, after_fixed);
+    Ok((warm, max, fixed, offered, BatchMeter::mean(before, after_max), BatchMeter::mean(after_max, after_fixed), slow))
 }
 
-/// The group commit's batch sizes, from the app's own `/metrics`.
+/// The group commit's batch sizes and durations, from the app's own `/metrics`.
 struct BatchMeter {
     addr: SocketAddr,
 }
 
+/// Totals of the group commit's histograms at one moment.
+#[derive(Clone, Copy)]
+struct Commits {
+    /// Sum and count of `hejnal_survey_answer_batch_size`.
+    answers: f64,
+    commits: f64,
+    /// Commits that took at most 10 ms (`hejnal_survey_answer_commit_seconds`).
+    within_10_ms: f64,
+}
+
 impl BatchMeter {
-    /// (sum, count) of `hejnal_survey_answer_batch_size` now.
-    async fn read(&self) -> Option<(f64, f64)> {
+    async fn read(&self) -> Option<Commits> {
         let text = reqwest::get(format!("http://{}/metrics", self.addr)).await.ok()?.text().await.ok()?;
         let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok());
-        Some((value("hejnal_survey_answer_batch_size_sum")?, value("hejnal_survey_answer_batch_size_count")?))
+        Some(Commits {
+            answers: value("hejnal_survey_answer_batch_size_sum")?,
+            commits: value("hejnal_survey_answer_batch_size_count")?,
+            within_10_ms: value("hejnal_survey_answer_commit_seconds_bucket{le=\"0.01\"}")?,
+        })
     }
 
-    fn mean(before: Option<(f64, f64)>, after: Option<(f64, f64)>) -> Option<f64> {
-        let ((s0, c0), (s1, c1)) = (before?, after?);
-        (c1 > c0).then(|| (s1 - s0) / (c1 - c0))
+    fn mean(before: Option<Commits>, after: Option<Commits>) -> Option<f64> {
+        let (b, a) = (before?, after?);
+        (a.commits > b.commits).then(|| (a.answers - b.answers) / (a.commits - b.commits))
+    }
+
+    /// Commits between the two readings that took over 10 ms, and all of them.
+    fn slow_commits(before: Option<Commits>, after: Option<Commits>) -> Option<(u64, u64)> {
+        let (b, a) = (before?, after?);
+        let all = a.commits - b.commits;
+        Some(((all - (a.within_10_ms - b.within_10_ms)) as u64, all as u64))
     }
 }
 

@@ -32,6 +32,8 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     // and is often what a missed p99 is made of: the longest wait tells.
     println!("| at the fixed rate: longest wait | | {} |", cells(&|r| format!("{:.1} ms", percentile(&r.fixed.latencies_ms, 1.0))));
     println!("| answers per commit, maximum / fixed rate | | {} |", cells(&|r| format!("{} / {}", batch(r.batch_max), batch(r.batch_fixed))));
+    // Whether the longest waits were the database's: commits over 10 ms in the same phase.
+    println!("| at the fixed rate: commits over 10 ms | | {} |", cells(&|r| r.slow_commits_fixed.map_or("n/a".into(), |(slow, all)| format!("{slow} of {all}"))));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.max.failed + r.fixed.failed, mark(r.max.failed + r.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))

@@ -58,6 +58,13 @@ both_backends! {
         for i in [1, 77, 199] {
             assert_eq!(stored(&desk, id, &browser(i)).await.unwrap(), json!({"q1": true, "q2": format!("odpowiedź {i}")}).to_string());
         }
+        // Operators see how long the group commits take (the recorder is the test process's, so
+        // other tests' commits count too: at least these 250 answers' are in).
+        let metrics = desk.kit.app.get("/metrics").await.text().await.unwrap();
+        let value = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or_else(|| panic!("no {name} in:\n{metrics}"));
+        assert!(value("hejnal_survey_answer_commit_seconds_count") >= 1.0);
+        assert!(value("hejnal_survey_answer_commit_seconds_sum") > 0.0);
+        assert!(value("hejnal_survey_answer_batch_size_sum") >= 250.0);
     }
 }
 
