@@ -143,8 +143,8 @@ async fn insert_deliveries(ctx: &NoticesCtx, notice: &NoticeRow, spec: &NoticeSp
         }
         // A cancelled notice's fan-out stops here: a 1M-resident alert cancelled after its first
         // 10,000 messages went on inserting rows for 12-16 s, holding the emergency lane and
-        // pausing routine work (`hejnal bench broadcast`). Its rows so far keep their jobs,
-        // which close them as cancelled.
+        // pausing routine work (`hejnal bench broadcast`). The cancel closed its rows so far;
+        // jobs already queued for them find nothing to send.
         let Some(range) = store.fan_out_channel(&plan, now).await.map_err(retry)? else {
             tracing::info!(notice_id = plan.notice_id, "fan-out stopped: the notice was cancelled");
             break;

@@ -148,25 +148,30 @@ impl Store for SqliteStore {
 mod tests {
     use super::SqliteStore;
 
+    /// A store on a file of its own; the folder goes when the first value is dropped.
+    async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("h.db").display()), 2).await.unwrap();
+        (dir, store)
+    }
+
     /// The fan-out's span of subscriber ids reads the ends of the primary key, not the table:
     /// a scan of 1M residents delayed every emergency's first chunk by 60 ms.
     #[tokio::test]
     async fn the_subscriber_id_span_searches_the_key_instead_of_scanning_the_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("h.db").display()), 2).await.unwrap();
+        let (_dir, store) = fresh_store().await;
         crate::store::Store::migrate(&store).await.unwrap();
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", crate::store::notices::SUBSCRIBER_ID_SPAN)))
             .fetch_all(store.pool()).await.unwrap();
         let steps: Vec<&str> = plan.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
-        assert!(steps.iter().filter(|s| s.starts_with("SEARCH subscribers")).count() == 2, "{steps:?}");
+        assert_eq!(steps.iter().filter(|s| s.starts_with("SEARCH subscribers")).count(), 2, "{steps:?}");
         assert!(!steps.iter().any(|s| s.starts_with("SCAN subscribers")), "{steps:?}");
     }
 
     /// SQLite's memory is bounded for the whole process, whichever connection asks.
     #[tokio::test]
     async fn every_connection_reports_the_soft_heap_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("h.db").display()), 2).await.unwrap();
+        let (_dir, store) = fresh_store().await;
         for pool in [store.pool(), store.writes()] {
             let limit: i64 = sqlx::query_scalar("PRAGMA soft_heap_limit").fetch_one(pool).await.unwrap();
             assert_eq!(limit as u64, hejnal_jobs::broker::SQLITE_SOFT_HEAP_LIMIT);
