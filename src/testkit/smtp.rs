@@ -4,6 +4,8 @@
 //! Replies are buffered and written once every command already received has been answered, so a
 //! client that pipelines (RFC 2920) gets one segment per group, and one that does not is
 //! answered exactly as before. Sockets have TCP_NODELAY, so no reply waits for a delayed ACK.
+//! It offers PIPELINING, as the relays a city sends through do (Postfix, Exim, the big
+//! providers), unless bound without it; it counts the groups of commands it answered at once.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,7 +20,7 @@ use std::{
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter},
-    net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
+    net::{TcpListener, TcpStream, tcp::{OwnedReadHalf, OwnedWriteHalf}},
     task::JoinHandle,
 };
 
@@ -38,6 +40,8 @@ pub enum Act {
     Reply(u16),
     /// Wait this long, then answer as usual.
     Stall(Duration),
+    /// Close the connection without answering (a server that timed out an idle client).
+    Close,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -69,11 +73,17 @@ impl Received {
 }
 
 /// How the server behaves beyond the protocol itself.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct SmtpOptions {
     pub keep: Keep,
-    /// Offer PIPELINING in the EHLO answer (for the bench's bare client; lettre does not pipeline).
+    /// Offer PIPELINING in the EHLO answer.
     pub offer_pipelining: bool,
+}
+
+impl Default for SmtpOptions {
+    fn default() -> SmtpOptions {
+        SmtpOptions { keep: Keep::default(), offer_pipelining: true }
+    }
 }
 
 struct State {
@@ -83,6 +93,8 @@ struct State {
     /// Acts that repeat at a stage, once its script is used up: `None` is the usual answer.
     patterns: Mutex<HashMap<Stage, (Vec<Option<Act>>, usize)>>,
     connections: AtomicUsize,
+    /// Times the answers to more than one command went out together.
+    groups: AtomicUsize,
 }
 
 pub struct SmtpSink {
@@ -106,6 +118,7 @@ impl SmtpSink {
             script: Mutex::new(HashMap::new()),
             patterns: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
+            groups: AtomicUsize::new(0),
         });
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -151,6 +164,12 @@ impl SmtpSink {
         self.state.connections.load(Ordering::Relaxed)
     }
 
+    /// Times a client sent several commands before reading an answer (pipelining) and got
+    /// their answers together.
+    pub fn pipelined_groups(&self) -> usize {
+        self.state.groups.load(Ordering::Relaxed)
+    }
+
     /// Count the accepted messages whose content (headers and body) contains the watch's marker.
     pub fn add_watch(&self, watch: &Arc<Watch>) {
         self.state.received.add_watch(watch);
@@ -163,12 +182,14 @@ impl Drop for SmtpSink {
     }
 }
 
-/// The code to answer at `stage`: the script's, after any stall, or the pattern's, or `usual`.
-async fn decide(state: &State, stage: Stage, usual: u16) -> u16 {
+/// The code to answer at `stage`: the script's, after any stall, or the pattern's, or `usual`;
+/// None to close the connection instead.
+async fn decide(state: &State, stage: Stage, usual: u16) -> Option<u16> {
     loop {
         let scripted = state.script.lock().unwrap().get_mut(&stage).and_then(VecDeque::pop_front);
         match scripted {
-            Some(Act::Reply(code)) => return code,
+            Some(Act::Reply(code)) => return Some(code),
+            Some(Act::Close) => return None,
             // A scripted stall is followed by the next scripted act, if any.
             Some(Act::Stall(wait)) => tokio::time::sleep(wait).await,
             None => break,
@@ -176,12 +197,35 @@ async fn decide(state: &State, stage: Stage, usual: u16) -> u16 {
     }
     let from_pattern = next_in_pattern(state, stage);
     match from_pattern {
-        Some(Act::Reply(code)) => code,
+        Some(Act::Reply(code)) => Some(code),
+        Some(Act::Close) => None,
         Some(Act::Stall(wait)) => {
             tokio::time::sleep(wait).await;
-            usual
+            Some(usual)
         }
-        None => usual,
+        None => Some(usual),
+    }
+}
+
+/// Answers written but not yet sent; counts the groups sent.
+struct Answers<'a> {
+    write: BufWriter<OwnedWriteHalf>,
+    waiting: usize,
+    state: &'a State,
+}
+
+impl Answers<'_> {
+    async fn add(&mut self, reply: &str) -> io::Result<()> {
+        self.waiting += 1;
+        self.write.write_all(reply.as_bytes()).await
+    }
+
+    async fn send(&mut self) -> io::Result<()> {
+        if self.waiting > 1 {
+            self.state.groups.fetch_add(1, Ordering::Relaxed);
+        }
+        self.waiting = 0;
+        self.write.flush().await
     }
 }
 
@@ -211,14 +255,16 @@ fn ehlo(options: &SmtpOptions) -> String {
 async fn serve(stream: TcpStream, state: Arc<State>) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
-    let (mut read, mut write) = (BufReader::new(read), BufWriter::new(write));
-    write.write_all(b"220 sink.test ESMTP\r\n").await?;
-    let mut tx = Received::default();
+    let mut read = BufReader::new(read);
+    let mut answers = Answers { write: BufWriter::new(write), waiting: 0, state: &state };
+    answers.write.write_all(b"220 sink.test ESMTP\r\n").await?;
+    // The transaction under way: None until MAIL is taken.
+    let mut tx: Option<Received> = None;
     let mut buf = Vec::new();
     loop {
         // Everything received so far is answered: send the answers before waiting for more.
         if read.buffer().is_empty() {
-            write.flush().await?;
+            answers.send().await?;
         }
         buf.clear();
         if read.read_until(b'\n', &mut buf).await? == 0 {
@@ -230,46 +276,53 @@ async fn serve(stream: TcpStream, state: Arc<State>) -> io::Result<()> {
             "EHLO" => ehlo(&state.options),
             "HELO" | "NOOP" => line(250),
             "RSET" => {
-                tx = Received::default();
+                tx = None;
                 line(250)
             }
             "QUIT" => {
-                write.write_all(b"221 bye\r\n").await?;
-                return write.flush().await;
+                answers.add("221 bye\r\n").await?;
+                return answers.send().await;
             }
             "MAIL" => {
-                let code = decide(&state, Stage::Mail, 250).await;
+                let Some(code) = decide(&state, Stage::Mail, 250).await else { return Ok(()) };
                 if code < 300 {
-                    tx = Received { mail_from: argument(&command), ..Received::default() };
+                    tx = Some(Received { mail_from: argument(&command), ..Received::default() });
                 }
                 line(code)
             }
+            // After a refused MAIL: what a pipelining client sent behind it is refused too.
+            "RCPT" | "DATA" if tx.is_none() => "503 need MAIL first\r\n".to_owned(),
             "RCPT" => {
-                let code = decide(&state, Stage::Rcpt, 250).await;
-                if code < 300 {
+                let Some(code) = decide(&state, Stage::Rcpt, 250).await else { return Ok(()) };
+                if code < 300
+                    && let Some(tx) = tx.as_mut()
+                {
                     tx.rcpt_to.push(argument(&command));
                 }
                 line(code)
             }
+            // No recipient taken: a pipelining client's DATA gets a refusal, not an invitation
+            // to send content (RFC 2920 §3.1).
+            "DATA" if tx.as_ref().is_some_and(|tx| tx.rcpt_to.is_empty()) => "554 no valid recipients\r\n".to_owned(),
             "DATA" => {
-                let code = decide(&state, Stage::Data, 354).await;
+                let Some(code) = decide(&state, Stage::Data, 354).await else { return Ok(()) };
                 if code != 354 {
                     line(code)
                 } else {
-                    write.write_all(line(354).as_bytes()).await?;
-                    write.flush().await?;
+                    answers.add(&line(354)).await?;
+                    answers.send().await?;
                     let data = read_data(&mut read).await?;
-                    let code = decide(&state, Stage::EndOfData, 250).await;
+                    let Some(code) = decide(&state, Stage::EndOfData, 250).await else { return Ok(()) };
+                    let taken = tx.take().unwrap_or_default();
                     if code < 300 {
-                        let tx = std::mem::take(&mut tx);
-                        state.received.record(&data, || Received { data: data_text(&data), ..tx });
+                        state.received.record(&data, || Received { data: data_text(&data), ..taken });
                     }
                     line(code)
                 }
             }
             _ => "502 command not implemented\r\n".to_owned(),
         };
-        write.write_all(reply.as_bytes()).await?;
+        answers.add(&reply).await?;
     }
 }
 

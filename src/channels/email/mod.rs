@@ -1,5 +1,7 @@
 //! Email over SMTP: lettre builds the message and speaks the protocol; the connections come from
-//! our own small pool (`pool.rs`) so that each socket has TCP_NODELAY.
+//! our own small pool (`pool.rs`) so that each socket has TCP_NODELAY and holds its writes until
+//! a read (`stream.rs`), and the mail transaction is ours (`transaction.rs`), pipelined when the
+//! server offers it.
 //!
 //! Classification: an SMTP 4xx reply is transient and a 5xx permanent, but only within the mail
 //! transaction (MAIL, RCPT, DATA). Whatever fails before it (connecting, TLS, the greeting, AUTH)
@@ -8,7 +10,9 @@
 
 mod message;
 mod pool;
+mod stream;
 mod target;
+mod transaction;
 
 use std::time::Duration;
 
@@ -94,6 +98,7 @@ fn classify(failure: Failure) -> SendError {
     match failure {
         Failure::Connect(text) => SendError::Transient(format!("SMTP connection: {text}")),
         Failure::Transaction(e) => classify_reply(e.status().map(u16::from), e.is_client(), e.to_string()),
+        Failure::Refused(why) => SendError::Permanent(why),
     }
 }
 
@@ -123,8 +128,9 @@ mod tests {
     }
 
     #[test]
-    fn connection_failures_are_transient() {
+    fn connection_failures_are_transient_and_a_message_the_server_cannot_take_is_permanent() {
         assert!(matches!(classify(Failure::Connect("refused".into())), SendError::Transient(_)));
+        assert!(matches!(classify(Failure::Refused("no SMTPUTF8".into())), SendError::Permanent(_)));
     }
 
     #[test]

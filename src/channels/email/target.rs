@@ -11,6 +11,8 @@
 //! We open the TCP socket ourselves to set TCP_NODELAY: lettre writes the message and the final
 //! `.` as two writes, and with Nagle's algorithm on, the second waits for the server's delayed
 //! ACK (about 40 ms per message; see MEASUREMENTS.md). lettre's own transport offers no hook.
+//! The socket also holds writes back until the next read (`stream.rs`), so those two writes,
+//! and a pipelined group of commands, leave as one.
 
 use std::{
     io,
@@ -23,6 +25,7 @@ use std::{
 use lettre::transport::smtp::{
     authentication::{Credentials, DEFAULT_MECHANISMS},
     client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters},
+    commands::Ehlo,
     extension::ClientId,
 };
 use tokio::{
@@ -30,6 +33,10 @@ use tokio::{
     net::TcpStream,
 };
 use tokio_rustls::{TlsConnector, client::TlsStream, rustls};
+
+use super::{stream::WriteOnRead, transaction::SmtpConnection};
+
+type Socket = WriteOnRead<TcpStream>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Security {
@@ -81,11 +88,12 @@ impl SmtpTarget {
 
     /// Connect, greet, secure and authenticate: a connection ready for a transaction.
     /// Errors are texts: whatever fails here is the path to the server, never the message.
-    pub(crate) async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+    pub(crate) async fn connect(&self) -> Result<SmtpConnection, String> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
         tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+        let tcp = WriteOnRead::new(tcp);
         let stream: Box<dyn AsyncTokioStream> = match self.security {
             Security::ImplicitTls => Box::new(self.wrap_tls(tcp).await?),
             _ => Box::new(tcp),
@@ -99,13 +107,17 @@ impl SmtpTarget {
             let parameters = TlsParameters::new(self.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
             conn.starttls(parameters, &self.hello).await.map_err(|e| format!("STARTTLS failed: {e}"))?;
         }
+        // lettre reads the EHLO answer but keeps only the extensions it uses, and PIPELINING is
+        // not one of them: ask again (before AUTH, which a new EHLO must not undo).
+        let ehlo = conn.command(Ehlo::new(self.hello.clone())).await.map_err(|e| format!("EHLO failed: {e}"))?;
+        let pipelining = ehlo.message().any(|line| line.split(' ').next().is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING")));
         if let Some(credentials) = &self.credentials {
             conn.auth(DEFAULT_MECHANISMS, credentials).await.map_err(|e| format!("authentication failed: {e}"))?;
         }
-        Ok(conn)
+        Ok(SmtpConnection::new(conn, pipelining))
     }
 
-    async fn wrap_tls(&self, tcp: TcpStream) -> Result<TlsTcp, String> {
+    async fn wrap_tls(&self, tcp: Socket) -> Result<TlsTcp, String> {
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())
             .map_err(|e| format!("{} is not a TLS server name: {e}", self.host))?;
         let tls = TlsConnector::from(tls_config()).connect(name, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
@@ -150,9 +162,15 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+impl AsyncTokioStream for Socket {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.get_ref().peer_addr()
+    }
+}
+
 /// A TLS stream in the shape lettre takes for a connection it did not open.
 #[derive(Debug)]
-struct TlsTcp(TlsStream<TcpStream>);
+struct TlsTcp(TlsStream<Socket>);
 
 impl AsyncTokioStream for TlsTcp {
     fn peer_addr(&self) -> io::Result<SocketAddr> {

@@ -5,7 +5,14 @@ use std::time::{Duration, Instant};
 use hejnal::channels::{ChannelSettings, Message, SendError};
 
 use super::{channels, email_settings, email_to};
-use hejnal::testkit::smtp::{Act, SmtpSink, Stage};
+use hejnal::testkit::{
+    Keep,
+    smtp::{Act, SmtpOptions, SmtpSink, Stage},
+};
+
+async fn sink(offer_pipelining: bool) -> SmtpSink {
+    SmtpSink::bind(SmtpOptions { keep: Keep::default(), offer_pipelining }).await.unwrap()
+}
 
 
 #[tokio::test]
@@ -54,23 +61,70 @@ async fn a_subject_with_cr_lf_does_not_inject_a_header() {
 }
 
 #[tokio::test]
-async fn smtp_451_is_transient_and_550_is_permanent() {
+async fn smtp_451_is_transient_and_550_is_permanent_pipelined_or_not() {
+    for pipelining in [true, false] {
+        let sink = sink(pipelining).await;
+        let email = channels(email_settings(&sink)).email;
+        let to = email_to("jan@example.com");
+        let msg = Message::new("ref-smtp", "s", "t");
+
+        sink.script(Stage::Mail, Act::Reply(451));
+        let refused = email.send(&to, &msg).await;
+        assert!(matches!(&refused, Err(SendError::Transient(e)) if e.contains("451")), "pipelining {pipelining}: {refused:?}");
+        email.send(&to, &msg).await.expect("the next attempt goes through");
+
+        // The first refusal is the one reported, not the DATA refused behind it.
+        sink.script(Stage::Rcpt, Act::Reply(550));
+        let refused = email.send(&to, &msg).await;
+        assert!(matches!(&refused, Err(SendError::Permanent(e)) if e.contains("550")), "pipelining {pipelining}: {refused:?}");
+        sink.script(Stage::Data, Act::Reply(554));
+        assert!(matches!(email.send(&to, &msg).await, Err(SendError::Permanent(_))));
+        sink.script(Stage::EndOfData, Act::Reply(554));
+        assert!(matches!(email.send(&to, &msg).await, Err(SendError::Permanent(_))));
+        sink.script(Stage::EndOfData, Act::Reply(452));
+        assert!(matches!(email.send(&to, &msg).await, Err(SendError::Transient(_))));
+        email.send(&to, &msg).await.expect("a refusal leaves no half transaction behind");
+        assert_eq!(sink.received().len(), 2, "pipelining {pipelining}");
+    }
+}
+
+#[tokio::test]
+async fn emails_go_pipelined_when_the_server_offers_it_and_in_turn_when_not() {
+    for pipelining in [true, false] {
+        let sink = sink(pipelining).await;
+        let email = channels(email_settings(&sink)).email;
+        for i in 0..3 {
+            email.send(&email_to("jan@example.com"), &Message::new(format!("ref-{i}"), "s", "t")).await.unwrap();
+        }
+        let received = sink.received();
+        assert_eq!(received.len(), 3);
+        assert!(received.iter().all(|m| m.rcpt_to == ["jan@example.com"] && m.data.ends_with("t")), "{received:?}");
+        // Pipelined: each message's MAIL, RCPT and DATA answered together, one group each.
+        let groups = if pipelining { 3 } else { 0 };
+        assert_eq!(sink.pipelined_groups(), groups, "pipelining {pipelining}");
+        assert_eq!(sink.connections(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_closed_is_replaced_and_the_message_sent_once() {
     let sink = SmtpSink::start().await;
     let email = channels(email_settings(&sink)).email;
     let to = email_to("jan@example.com");
-    let msg = Message::new("ref-smtp", "s", "t");
+    email.send(&to, &Message::new("ref-1", "s", "t")).await.unwrap();
+    // The server drops the idle connection; the next message finds out at MAIL.
+    sink.script(Stage::Mail, Act::Close);
+    email.send(&to, &Message::new("ref-2", "s", "t")).await.expect("sent on a new connection");
+    let ids: Vec<String> = sink.received().iter().filter_map(|m| m.header("Message-ID")).collect();
+    assert_eq!(ids, ["<ref-1@krakow.pl>", "<ref-2@krakow.pl>"]);
+    assert_eq!(sink.connections(), 2);
 
-    sink.script(Stage::Mail, Act::Reply(451));
-    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Transient(_))));
-    email.send(&to, &msg).await.expect("the next attempt goes through");
-
-    sink.script(Stage::Rcpt, Act::Reply(550));
-    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Permanent(_))));
-    sink.script(Stage::EndOfData, Act::Reply(554));
-    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Permanent(_))));
-    sink.script(Stage::EndOfData, Act::Reply(452));
-    assert!(matches!(email.send(&to, &msg).await, Err(SendError::Transient(_))));
-    assert_eq!(sink.received().len(), 1);
+    // A new connection closed before MAIL is answered: not sent, and worth another try.
+    let fresh = channels(email_settings(&sink)).email;
+    sink.script(Stage::Mail, Act::Close);
+    let result = fresh.send(&to, &Message::new("ref-3", "s", "t")).await;
+    assert!(matches!(result, Err(SendError::Transient(_))), "{result:?}");
+    assert_eq!(sink.received().len(), 2);
 }
 
 #[tokio::test]
