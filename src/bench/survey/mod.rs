@@ -111,7 +111,7 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &
     let measured = measure(addr, &requests, args).await;
     stop.cancel();
     running.await??;
-    let (warm, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed) = measured?;
+    let Measured { warm, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed } = measured?;
 
     let acknowledged: HashSet<usize> = warm.acknowledged.iter().chain(&max.acknowledged).chain(&fixed.acknowledged).copied().collect();
     let stored = scalar(&fresh.database_url, "SELECT count(*) FROM survey_responses").await?;
@@ -119,9 +119,18 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &
     Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
 }
 
-/// (warm-up, maximum, fixed rate, offered rate, mean batch at the maximum, at the fixed rate,
-/// commits over 10 ms at the fixed rate of all its commits)
-type Measured = (Phase, Phase, Phase, f64, Option<f64>, Option<f64>, Option<(u64, u64)>);
+/// The three phases, the rate offered in the last, and the group commit in the last two.
+struct Measured {
+    warm: Phase,
+    max: Phase,
+    fixed: Phase,
+    offered: f64,
+    /// Mean answers per commit at the maximum and at the fixed rate.
+    batch_max: Option<f64>,
+    batch_fixed: Option<f64>,
+    /// Commits over 10 ms at the fixed rate, of all its commits.
+    slow_commits_fixed: Option<(u64, u64)>,
+}
 
 /// A warm-up, the maximum, then the fixed rate.
 async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyArgs) -> anyhow::Result<Measured> {
@@ -137,8 +146,15 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
     let fixed = load::drive(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await?;
     let after_fixed = batches.read().await;
-    let slow = BatchMeter::slow_commits(after_max, after_fixed);
-    Ok((warm, max, fixed, offered, BatchMeter::mean(before, after_max), BatchMeter::mean(after_max, after_fixed), slow))
+    Ok(Measured {
+        warm,
+        max,
+        fixed,
+        offered,
+        batch_max: BatchMeter::mean(before, after_max),
+        batch_fixed: BatchMeter::mean(after_max, after_fixed),
+        slow_commits_fixed: BatchMeter::slow_commits(after_max, after_fixed),
+    })
 }
 
 /// The group commit's batch sizes and durations, from the app's own `/metrics`.
