@@ -27,33 +27,13 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("HEJNAL_TEST_TOOLS_DIR").map_or_else(|| PathBuf::from("/var/cache/hejnal-ci/tools"), PathBuf::from)
-}
+#[path = "support/python.rs"]
+mod python;
 
 /// The `st` executable of a pinned schemathesis, installing it on first use.
 fn schemathesis() -> Result<PathBuf, String> {
-    let venv = tools_dir().join(format!("schemathesis-{SCHEMATHESIS}"));
-    let st = venv.join("bin/st");
-    // Written last: a venv without it is a half-finished install, started again.
-    let done = venv.join(".installed");
-    if done.exists() && st.exists() {
-        return Ok(st);
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    std::fs::create_dir_all(tools_dir()).map_err(|e| format!("cannot create {}: {e}", tools_dir().display()))?;
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).arg(format!("schemathesis=={SCHEMATHESIS}")))?;
-    std::fs::write(&done, SCHEMATHESIS).map_err(|e| e.to_string())?;
-    Ok(st)
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(())
+    let venv = python::venv_with(&format!("schemathesis-{SCHEMATHESIS}"), &[&format!("schemathesis=={SCHEMATHESIS}")])?;
+    Ok(venv.join("bin/st"))
 }
 
 /// `hejnal serve` on SQLite in a temporary folder, killed when dropped.

@@ -61,6 +61,12 @@ pub struct ChannelSettings {
     pub smtp_url: Option<String>,
     /// `HEJNAL_EMAIL_FROM`: `Name <address>` or a bare address.
     pub email_from: Option<String>,
+    /// `HEJNAL_DKIM_SELECTOR`: sign email with DKIM under this selector (with the key file).
+    pub dkim_selector: Option<String>,
+    /// `HEJNAL_DKIM_KEY_FILE`: the DKIM private key, a PEM file (PKCS#8 RSA or Ed25519, or PKCS#1 RSA).
+    pub dkim_key_file: Option<String>,
+    /// `HEJNAL_DKIM_DOMAIN`: the signing domain (`d=`); unset means the From address's domain.
+    pub dkim_domain: Option<String>,
     /// `HEJNAL_VAPID_PRIVATE_KEY` (secret): base64url of the P-256 scalar (`hejnal vapid-keygen`);
     /// unset means the dev outbox.
     pub vapid_private_key: Option<String>,
@@ -106,6 +112,9 @@ impl Default for ChannelSettings {
             sms_failover_restore_secs: 300,
             smtp_url: None,
             email_from: None,
+            dkim_selector: None,
+            dkim_key_file: None,
+            dkim_domain: None,
             vapid_private_key: None,
             vapid_subject: None,
             push_allow_local: false,
@@ -292,6 +301,9 @@ impl fmt::Debug for ChannelSettings {
             .field("sms_failover_restore_secs", &self.sms_failover_restore_secs)
             .field("smtp_url", &self.smtp_url.as_deref().map(redact))
             .field("email_from", &self.email_from)
+            .field("dkim_selector", &self.dkim_selector)
+            .field("dkim_key_file", &self.dkim_key_file)
+            .field("dkim_domain", &self.dkim_domain)
             .field("vapid_private_key", &hidden(&self.vapid_private_key))
             .field("vapid_subject", &self.vapid_subject)
             .field("push_allow_local", &self.push_allow_local)

@@ -8,6 +8,7 @@
 //! says nothing about the message, so it is transient, as is a server that does not finish in
 //! time.
 
+mod dkim;
 mod message;
 mod pool;
 mod stream;
@@ -26,6 +27,7 @@ use super::{
 };
 use crate::config::ConfigError;
 
+use dkim::DkimSigner;
 use pool::{Failure, SmtpPool};
 use target::SmtpTarget;
 
@@ -34,6 +36,7 @@ pub(crate) struct EmailSettings {
     target: SmtpTarget,
     from: Mailbox,
     domain: String,
+    dkim: Option<DkimSigner>,
 }
 
 impl EmailSettings {
@@ -46,20 +49,44 @@ impl EmailSettings {
             .parse()
             .map_err(|e| bad("HEJNAL_EMAIL_FROM", format!("{from:?} is not an address like Hejnał <noreply@example.org>: {e}")))?;
         let domain = from.email.domain().to_owned();
-        Ok(Some(EmailSettings { target, from, domain }))
+        let dkim = dkim_signer(s, &domain)?;
+        Ok(Some(EmailSettings { target, from, domain, dkim }))
     }
+}
+
+/// The DKIM signer, when a selector and key file are set (both or neither).
+fn dkim_signer(s: &ChannelSettings, from_domain: &str) -> Result<Option<DkimSigner>, ConfigError> {
+    let (selector, path) = match (&s.dkim_selector, &s.dkim_key_file) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(bad("HEJNAL_DKIM_KEY_FILE", "must be set when HEJNAL_DKIM_SELECTOR is set")),
+        (None, Some(_)) => return Err(bad("HEJNAL_DKIM_SELECTOR", "must be set when HEJNAL_DKIM_KEY_FILE is set")),
+        (Some(selector), Some(path)) => (selector, path),
+    };
+    let pem = std::fs::read_to_string(path).map_err(|e| bad("HEJNAL_DKIM_KEY_FILE", format!("cannot read {path}: {e}")))?;
+    let domain = s.dkim_domain.as_deref().unwrap_or(from_domain);
+    let signer = DkimSigner::new(domain, selector, &pem).map_err(|(key, reason)| match key {
+        "HEJNAL_DKIM_KEY_FILE" => bad(key, format!("{path} {reason}")),
+        _ => bad(key, reason),
+    })?;
+    Ok(Some(signer))
 }
 
 pub struct EmailChannel {
     pool: SmtpPool,
     from: Mailbox,
     domain: String,
+    dkim: Option<DkimSigner>,
     timeout: Duration,
 }
 
 impl EmailChannel {
     pub(crate) fn new(settings: EmailSettings, timeout: Duration) -> EmailChannel {
-        EmailChannel { pool: SmtpPool::new(settings.target), from: settings.from, domain: settings.domain, timeout }
+        if let Some(dkim) = &settings.dkim {
+            // The operator publishes this; it is public, so it may be logged.
+            let (name, record) = dkim.dns_record();
+            tracing::info!(%name, %record, "email is DKIM-signed; the TXT record must be published at this name");
+        }
+        EmailChannel { pool: SmtpPool::new(settings.target), from: settings.from, domain: settings.domain, dkim: settings.dkim, timeout }
     }
 }
 
@@ -76,7 +103,10 @@ impl Channel for EmailChannel {
     async fn send(&self, to: &Address, msg: &Message) -> Result<Sent, SendError> {
         let Address::Email(address) = to else { return Err(wrong_address(ChannelKind::Email, to)) };
         let email = message::build(&self.from, &self.domain, address, msg)?;
-        let data = email.formatted();
+        let data = match &self.dkim {
+            Some(dkim) => dkim.sign(&email.formatted(), unix_now()).map_err(SendError::Transient)?,
+            None => email.formatted(),
+        };
         match tokio::time::timeout(self.timeout, self.pool.send(email.envelope(), &data)).await {
             // The message may have gone through before the server stalled on its last reply.
             Err(_) => Err(SendError::Unknown(format!(
@@ -92,6 +122,10 @@ impl Channel for EmailChannel {
             }
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn classify(failure: Failure) -> SendError {

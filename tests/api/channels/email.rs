@@ -174,3 +174,89 @@ async fn emails_sent_one_after_another_reuse_one_pooled_connection() {
     assert_eq!(sink.received().len(), 5);
     assert_eq!(sink.connections(), 1);
 }
+
+#[path = "../../support/python.rs"]
+mod python;
+
+/// dkimpy (PyPI, pinned) verifies what arrived, with the TXT record given to it as DNS would.
+const DKIM_VERIFY: &str = r#"
+import sys, dkim
+asked = []
+def dns(name, timeout=5):
+    asked.append(name.decode().rstrip("."))
+    return sys.argv[2].encode()
+ok = dkim.verify(open(sys.argv[1], "rb").read(), dnsfunc=dns)
+print(("pass" if ok else "fail") + " " + ",".join(asked))
+"#;
+
+fn dkim_verify(venv: &std::path::Path, message: &str, record: &str) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), message).unwrap();
+    let out = std::process::Command::new(python::python(venv)).arg("-c").arg(DKIM_VERIFY).arg(file.path()).arg(record).output().unwrap();
+    assert!(out.status.success(), "dkimpy: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The records an operator would publish, made without our code: openssl for RSA, the raw
+/// public key for Ed25519 (RFC 8463).
+fn dkim_keys(dir: &std::path::Path) -> Vec<(&'static str, String, String)> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rsa = format!("{}/tests/data/dkim-test-rsa.pem", env!("CARGO_MANIFEST_DIR"));
+    let der = std::process::Command::new("openssl").args(["pkey", "-pubout", "-outform", "DER", "-in", &rsa]).output().expect("openssl");
+    assert!(der.status.success(), "openssl: {}", String::from_utf8_lossy(&der.stderr));
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap().public_key().as_ref().to_vec();
+    let ed25519 = dir.join("ed25519.pem");
+    std::fs::write(&ed25519, format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode(pkcs8.as_ref()))).unwrap();
+    vec![
+        ("rsa", rsa, format!("v=DKIM1; k=rsa; p={}", STANDARD.encode(der.stdout))),
+        ("ed25519", ed25519.display().to_string(), format!("v=DKIM1; k=ed25519; p={}", STANDARD.encode(public))),
+    ]
+}
+
+#[tokio::test]
+async fn dkim_signed_email_passes_an_independent_verifier_and_fails_it_once_changed() {
+    let venv = match python::venv_with("dkimpy-1.1.8", &["dkimpy==1.1.8", "dnspython==2.7.0", "pynacl==1.5.0"]) {
+        Ok(venv) => venv,
+        Err(e) if crate::helpers::in_ci() => panic!("cannot install dkimpy (under CI=true this test must run): {e}"),
+        Err(e) => return eprintln!("SKIPPED: cannot install dkimpy: {e}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (algorithm, key_file, record) in dkim_keys(dir.path()) {
+        let sink = SmtpSink::start().await;
+        let settings = ChannelSettings { dkim_selector: Some("hejnal2026".into()), dkim_key_file: Some(key_file), ..email_settings(&sink) };
+        let email = channels(settings).email;
+        let mut msg = Message::new("ref-dkim", "Ostrzeżenie: brak wody   w Podgórzu", "Woda wróci o 18:00.\n\n..a line with a leading dot\n");
+        msg.html = Some("<p>Woda wróci o <b>18:00</b>.</p>".into());
+        msg.unsubscribe_url = Some("https://hejnal.example/u/tok-1".into());
+        email.send(&email_to("jan@example.com"), &msg).await.unwrap();
+
+        let mail = sink.received().pop().expect("one email");
+        let signature = mail.header("DKIM-Signature").unwrap_or_else(|| panic!("{algorithm}: no signature in {}", mail.data));
+        assert!(signature.contains(&format!("a={algorithm}-sha256;")) && signature.contains("d=krakow.pl;"), "{signature}");
+        let sent = format!("{}\r\n", mail.data);
+        assert_eq!(dkim_verify(&venv, &sent, &record), "pass hejnal2026._domainkey.krakow.pl", "{algorithm}: {sent}");
+        let changed = sent.replacen("18:00", "19:00", 1);
+        assert_ne!(changed, sent);
+        assert!(dkim_verify(&venv, &changed, &record).starts_with("fail"), "{algorithm}: a changed body must not verify");
+    }
+}
+
+#[tokio::test]
+async fn dkim_settings_are_checked_at_start_naming_the_setting() {
+    let sink = SmtpSink::start().await;
+    let refused = |settings: ChannelSettings| match hejnal::channels::Channels::from_config(&settings) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => (e.key, e.reason),
+    };
+    let only_selector = ChannelSettings { dkim_selector: Some("s".into()), ..email_settings(&sink) };
+    assert_eq!(refused(only_selector).0, "HEJNAL_DKIM_KEY_FILE");
+    let missing = ChannelSettings { dkim_selector: Some("s".into()), dkim_key_file: Some("/nonexistent/dkim.pem".into()), ..email_settings(&sink) };
+    let (key, reason) = refused(missing);
+    assert_eq!(key, "HEJNAL_DKIM_KEY_FILE");
+    assert!(reason.starts_with("cannot read /nonexistent/dkim.pem"), "{reason}");
+    let rsa = format!("{}/tests/data/dkim-test-rsa.pem", env!("CARGO_MANIFEST_DIR"));
+    let bad_selector = ChannelSettings { dkim_selector: Some("a b".into()), dkim_key_file: Some(rsa), ..email_settings(&sink) };
+    assert_eq!(refused(bad_selector).0, "HEJNAL_DKIM_SELECTOR");
+}
