@@ -47,8 +47,29 @@ pub(super) enum Pace {
     Fixed { per_second: f64 },
 }
 
+/// [`drive`] on a runtime of its own (two worker threads), as a client on another machine
+/// would be: sharing the app's runtime, each send and read waited in the app's run queues
+/// behind its tasks, and those waits counted as the app's latency.
+pub(super) async fn drive_apart(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name("bench-load".into()).spawn(move || {
+        let outcome = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(CLIENT_THREADS)
+            .thread_name("bench-load")
+            .enable_all()
+            .build()
+            .context("cannot start the load generator's runtime")
+            .and_then(|runtime| runtime.block_on(drive(addr, requests, first, connections, seconds, pace)));
+        let _ = done.send(outcome);
+    })?;
+    result.await.context("the load generator's thread ended without a result")?
+}
+
+/// The load generator's worker threads.
+const CLIENT_THREADS: usize = 2;
+
 /// Send `requests[first..]` (round and round) over `connections` connections for `seconds`, paced by `pace`.
-pub(super) async fn drive(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {
+async fn drive(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(seconds);

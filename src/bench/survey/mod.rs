@@ -1,8 +1,8 @@
 //! `hejnal bench survey`: answers at `POST /api/v1/surveys/{id}/responses`, per backend on a
 //! fresh database: N residents seeded and invited (invitations written by SQL, no messages
-//! sent), the app started in this process, then the load generator (`load.rs`) first finds
-//! the most answers a second the app acknowledges, then holds a fixed rate at a share of that
-//! (70% by default) and measures latency. Every acknowledged answer is committed before its
+//! sent), the app started in this process, then the load generator (`load.rs`, on a runtime of
+//! its own) first finds the most answers a second the app acknowledges, then holds a fixed rate
+//! at a share of that (70% by default) and measures latency. Every acknowledged answer is committed before its
 //! answer (the group commit); the bench checks afterwards that each one is in the database.
 
 mod load;
@@ -63,6 +63,8 @@ pub(super) struct SurveyResult {
     batch_fixed: Option<f64>,
     /// Group commits at the fixed rate that took over 10 ms, of all of them.
     slow_commits_fixed: Option<(u64, u64)>,
+    /// Answers at the fixed rate that the app itself took over 10 ms for, of all it handled.
+    slow_in_app_fixed: Option<(u64, u64)>,
     /// Distinct invitations acknowledged, and the rows stored.
     acknowledged: usize,
     stored: i64,
@@ -111,12 +113,12 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &
     let measured = measure(addr, &requests, args).await;
     stop.cancel();
     running.await??;
-    let Measured { warm, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed } = measured?;
+    let Measured { warm, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, slow_in_app_fixed } = measured?;
 
     let acknowledged: HashSet<usize> = warm.acknowledged.iter().chain(&max.acknowledged).chain(&fixed.acknowledged).copied().collect();
     let stored = scalar(&fresh.database_url, "SELECT count(*) FROM survey_responses").await?;
     let load_after = load_average();
-    Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
+    Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, slow_in_app_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
 }
 
 /// The three phases, the rate offered in the last, and the group commit in the last two.
@@ -130,21 +132,23 @@ struct Measured {
     batch_fixed: Option<f64>,
     /// Commits over 10 ms at the fixed rate, of all its commits.
     slow_commits_fixed: Option<(u64, u64)>,
+    /// Answers the app took over 10 ms for at the fixed rate, of all it handled.
+    slow_in_app_fixed: Option<(u64, u64)>,
 }
 
 /// A warm-up, the maximum, then the fixed rate.
 async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyArgs) -> anyhow::Result<Measured> {
-    let warm = load::drive(addr, requests.clone(), 0, args.connections, 1.0, Pace::AsFastAsPossible).await?;
+    let warm = load::drive_apart(addr, requests.clone(), 0, args.connections, 1.0, Pace::AsFastAsPossible).await?;
     let mut offset = warm.sent;
     let batches = BatchMeter { addr };
     let before = batches.read().await;
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
-    let max = load::drive(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await?;
+    let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await?;
     offset += max.sent;
     let after_max = batches.read().await;
     let offered = max.rate() * args.share / 100.0;
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
-    let fixed = load::drive(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await?;
+    let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await?;
     let after_fixed = batches.read().await;
     Ok(Measured {
         warm,
@@ -154,8 +158,12 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
         batch_max: BatchMeter::mean(before, after_max),
         batch_fixed: BatchMeter::mean(after_max, after_fixed),
         slow_commits_fixed: BatchMeter::slow_commits(after_max, after_fixed),
+        slow_in_app_fixed: BatchMeter::slow_in_app(after_max, after_fixed),
     })
 }
+
+/// The answer route's labels in the app's request histogram.
+const ANSWER_ROUTE: &str = r#"route="/api/v1/surveys/{id}/responses",method="POST""#;
 
 /// The group commit's batch sizes and durations, from the app's own `/metrics`.
 struct BatchMeter {
@@ -170,6 +178,10 @@ struct Commits {
     commits: f64,
     /// Commits that took at most 10 ms (`hejnal_survey_answer_commit_seconds`).
     within_10_ms: f64,
+    /// Answers the app handled, and those it handled in at most 10 ms, from its request
+    /// histogram (from the request's routing to its response: what the app itself took).
+    handled: f64,
+    handled_within_10_ms: f64,
 }
 
 impl BatchMeter {
@@ -180,6 +192,8 @@ impl BatchMeter {
             answers: value("hejnal_survey_answer_batch_size_sum")?,
             commits: value("hejnal_survey_answer_batch_size_count")?,
             within_10_ms: value("hejnal_survey_answer_commit_seconds_bucket{le=\"0.01\"}")?,
+            handled: value(&format!("hejnal_http_request_duration_seconds_count{{{ANSWER_ROUTE}}}"))?,
+            handled_within_10_ms: value(&format!("hejnal_http_request_duration_seconds_bucket{{{ANSWER_ROUTE},le=\"0.01\"}}"))?,
         })
     }
 
@@ -193,6 +207,13 @@ impl BatchMeter {
         let (b, a) = (before?, after?);
         let all = a.commits - b.commits;
         Some(((all - (a.within_10_ms - b.within_10_ms)) as u64, all as u64))
+    }
+
+    /// Answers between the two readings that took the app over 10 ms, and all of them.
+    fn slow_in_app(before: Option<Commits>, after: Option<Commits>) -> Option<(u64, u64)> {
+        let (b, a) = (before?, after?);
+        let all = a.handled - b.handled;
+        Some(((all - (a.handled_within_10_ms - b.handled_within_10_ms)) as u64, all as u64))
     }
 }
 

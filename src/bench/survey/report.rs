@@ -11,7 +11,7 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     let batch = |b: Option<f64>| b.map_or("n/a".into(), |b| format!("{b:.1}"));
     println!();
     println!(
-        "survey bench: {} invitations, {} connections, {} s per phase, fixed rate at {}% of the maximum; load generator in this process",
+        "survey bench: {} invitations, {} connections, {} s per phase, fixed rate at {}% of the maximum; load generator in this process, on a runtime of its own",
         args.invitations, args.connections, args.seconds, args.share
     );
     let names: Vec<&str> = results.iter().map(|r| r.backend.name()).collect();
@@ -34,6 +34,14 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     println!("| answers per commit, maximum / fixed rate | | {} |", cells(&|r| format!("{} / {}", batch(r.batch_max), batch(r.batch_fixed))));
     // Whether the longest waits were the database's: commits over 10 ms in the same phase.
     println!("| at the fixed rate: commits over 10 ms | | {} |", cells(&|r| r.slow_commits_fixed.map_or("n/a".into(), |(slow, all)| format!("{slow} of {all}"))));
+    // Whether the rest of a long wait was the app's: its own time for each answer, from routing
+    // to response. What is left of the load generator's p99 is the sockets, the HTTP parsing and
+    // the generator's own sends, which share the two cores and the runtime with the app.
+    println!("| at the fixed rate: answers over 10 ms in the app | | {} |", cells(&|r| r.slow_in_app_fixed.map_or("n/a".into(), |(slow, all)| format!("{slow} of {all}"))));
+    println!("| at the fixed rate: answers over 10 ms at the load generator | | {} |", cells(&|r| {
+        let slow = r.fixed.latencies_ms.iter().filter(|&&ms| ms > 10.0).count();
+        format!("{slow} of {}", r.fixed.latencies_ms.len())
+    }));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.max.failed + r.fixed.failed, mark(r.max.failed + r.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
