@@ -162,6 +162,11 @@ _hejnal_ensure postgres HEJNAL_TEST_POSTGRES_URL postgres://postgres@127.0.0.1:5
 _hejnal_ensure redis HEJNAL_TEST_REDIS_URL redis://127.0.0.1:6379 \
     "redis://127.0.0.1:$_HEJNAL_REDIS_PORT" || _hejnal_ok=false
 
+# Commands some tests run as independent peers: openssl (the DKIM test's public key) and
+# python3 with venv (schemathesis, dkimpy from PyPI). Those tests fail under CI=true without them.
+command -v openssl >/dev/null || _hejnal_apt_install openssl openssl || true
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || _hejnal_apt_install python3 python3 python3-venv || true
+
 unset -f _hejnal_log _hejnal_redact _hejnal_host_port _hejnal_postgres_ok _hejnal_redis_ok \
     _hejnal_pg_bindir _hejnal_apt_install _hejnal_as_pg _hejnal_start_postgres _hejnal_start_redis _hejnal_ensure
 unset _HEJNAL_PG_PORT _HEJNAL_REDIS_PORT _hejnal_apt_updated
