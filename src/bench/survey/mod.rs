@@ -55,16 +55,7 @@ pub struct SurveyArgs {
 /// What one backend measured.
 pub(super) struct SurveyResult {
     backend: Backend,
-    max: Phase,
-    fixed: Phase,
-    offered: f64,
-    /// Mean answers per commit in each phase.
-    batch_max: Option<f64>,
-    batch_fixed: Option<f64>,
-    /// Group commits at the fixed rate that took over 10 ms, of all of them.
-    slow_commits_fixed: Option<(u64, u64)>,
-    /// Answers at the fixed rate that the app itself took over 10 ms for, of all it handled.
-    slow_in_app_fixed: Option<(u64, u64)>,
+    measured: Measured,
     /// Distinct invitations acknowledged, and the rows stored.
     acknowledged: usize,
     stored: i64,
@@ -113,12 +104,12 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &
     let measured = measure(addr, &requests, args).await;
     stop.cancel();
     running.await??;
-    let Measured { warm, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, slow_in_app_fixed } = measured?;
+    let measured = measured?;
 
-    let acknowledged: HashSet<usize> = warm.acknowledged.iter().chain(&max.acknowledged).chain(&fixed.acknowledged).copied().collect();
+    let acknowledged: HashSet<usize> = [&measured.warm, &measured.max, &measured.fixed].iter().flat_map(|phase| &phase.acknowledged).copied().collect();
     let stored = scalar(&fresh.database_url, "SELECT count(*) FROM survey_responses").await?;
     let load_after = load_average();
-    Ok(SurveyResult { backend, max, fixed, offered, batch_max, batch_fixed, slow_commits_fixed, slow_in_app_fixed, acknowledged: acknowledged.len(), stored, load_before, load_after })
+    Ok(SurveyResult { backend, measured, acknowledged: acknowledged.len(), stored, load_before, load_after })
 }
 
 /// The three phases, the rate offered in the last, and the group commit in the last two.
@@ -204,16 +195,19 @@ impl BatchMeter {
 
     /// Commits between the two readings that took over 10 ms, and all of them.
     fn slow_commits(before: Option<Commits>, after: Option<Commits>) -> Option<(u64, u64)> {
-        let (b, a) = (before?, after?);
-        let all = a.commits - b.commits;
-        Some(((all - (a.within_10_ms - b.within_10_ms)) as u64, all as u64))
+        Some(Self::over_10_ms(before?, after?, |c| (c.commits, c.within_10_ms)))
     }
 
     /// Answers between the two readings that took the app over 10 ms, and all of them.
     fn slow_in_app(before: Option<Commits>, after: Option<Commits>) -> Option<(u64, u64)> {
-        let (b, a) = (before?, after?);
-        let all = a.handled - b.handled;
-        Some(((all - (a.handled_within_10_ms - b.handled_within_10_ms)) as u64, all as u64))
+        Some(Self::over_10_ms(before?, after?, |c| (c.handled, c.handled_within_10_ms)))
+    }
+
+    /// Of a histogram's (count, count within 10 ms): those over 10 ms between the readings, and all.
+    fn over_10_ms(before: Commits, after: Commits, counts: fn(&Commits) -> (f64, f64)) -> (u64, u64) {
+        let ((all_before, within_before), (all_after, within_after)) = (counts(&before), counts(&after));
+        let all = all_after - all_before;
+        ((all - (within_after - within_before)) as u64, all as u64)
     }
 }
 

@@ -74,19 +74,17 @@ impl DkimSigner {
         let mut hashed = Vec::new();
         // Each name takes the next instance from the bottom up (RFC 6376 §5.4.2); a name listed
         // more often than it occurs is signed as absent.
-        let mut used: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for name in SIGNED {
-            let seen = used.entry(name).or_default();
-            let instances: Vec<&(String, String)> = fields.iter().rev().filter(|(n, _)| n.eq_ignore_ascii_case(name)).collect();
-            if instances.is_empty() {
+        for (i, name) in SIGNED.iter().enumerate() {
+            let mut instances = fields.iter().rev().filter(|(n, _)| n.eq_ignore_ascii_case(name)).peekable();
+            if instances.peek().is_none() {
                 continue;
             }
-            signed_names.push(name);
-            if let Some((n, v)) = instances.get(*seen) {
+            signed_names.push(*name);
+            let listed_before = SIGNED[..i].iter().filter(|earlier| *earlier == name).count();
+            if let Some((n, v)) = instances.nth(listed_before) {
                 hashed.extend_from_slice(relaxed_header(n, v).as_bytes());
                 hashed.extend_from_slice(b"\r\n");
             }
-            *seen += 1;
         }
         let unsigned = format!(
             "DKIM-Signature: v=1; a={}; c=relaxed/relaxed; d={}; s={}; t={now};\r\n\th={}; bh={body_hash};\r\n\tb=",
@@ -183,25 +181,18 @@ fn header_fields(head: &[u8]) -> Vec<(String, String)> {
 /// runs of white space as one space, none at the ends.
 fn relaxed_header(name: &str, value: &str) -> String {
     let unfolded = value.replace("\r\n", "");
-    format!("{}:{}", name.trim().to_ascii_lowercase(), squeeze_spaces(&unfolded).trim())
+    let squeezed = squeeze_spaces(unfolded.as_bytes());
+    format!("{}:{}", name.trim().to_ascii_lowercase(), String::from_utf8_lossy(&squeezed).trim())
 }
 
-fn squeeze_spaces(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_space = false;
-    for c in text.chars() {
-        if c == ' ' || c == '\t' {
-            in_space = true;
-        } else {
-            if in_space {
-                out.push(' ');
-                in_space = false;
-            }
-            out.push(c);
+/// Each run of spaces and tabs as one space (kept at the end too: the callers trim).
+fn squeeze_spaces(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text {
+        let space = b == b' ' || b == b'\t';
+        if !(space && out.last() == Some(&b' ')) {
+            out.push(if space { b' ' } else { b });
         }
-    }
-    if in_space {
-        out.push(' ');
     }
     out
 }
@@ -212,20 +203,11 @@ fn relaxed_body(body: &[u8]) -> Vec<u8> {
     let mut lines: Vec<Vec<u8>> = Vec::new();
     for line in body.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut out = Vec::with_capacity(line.len());
-        let mut in_space = false;
-        for &b in line {
-            if b == b' ' || b == b'\t' {
-                in_space = true;
-            } else {
-                if in_space {
-                    out.push(b' ');
-                    in_space = false;
-                }
-                out.push(b);
-            }
+        let mut squeezed = squeeze_spaces(line);
+        if squeezed.last() == Some(&b' ') {
+            squeezed.pop();
         }
-        lines.push(out);
+        lines.push(squeezed);
     }
     while lines.last().is_some_and(Vec::is_empty) {
         lines.pop();
