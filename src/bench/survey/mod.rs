@@ -6,6 +6,7 @@
 //! answer (the group commit); the bench checks afterwards that each one is in the database.
 
 mod load;
+mod others;
 mod report;
 
 use std::{collections::HashSet, net::SocketAddr, process::ExitCode, sync::Arc};
@@ -125,12 +126,15 @@ struct Measured {
     slow_commits_fixed: Option<(u64, u64)>,
     /// Answers the app took over 10 ms for at the fixed rate, of all it handled.
     slow_in_app_fixed: Option<(u64, u64)>,
+    /// The cores other processes used in each 100 ms of the fixed rate.
+    others_fixed: Vec<f64>,
 }
 
 /// A warm-up, the maximum, then the fixed rate.
 async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyArgs) -> anyhow::Result<Measured> {
     let warm = load::drive_apart(addr, requests.clone(), 0, args.connections, 1.0, Pace::AsFastAsPossible).await?;
     let mut offset = warm.sent;
+    settle().await;
     let batches = BatchMeter { addr };
     let before = batches.read().await;
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
@@ -138,8 +142,12 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     offset += max.sent;
     let after_max = batches.read().await;
     let offered = max.rate() * args.share / 100.0;
+    settle().await;
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
-    let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await?;
+    let others = others::OthersCpu::start();
+    let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await;
+    let others_fixed = others.stop();
+    let fixed = fixed?;
     let after_fixed = batches.read().await;
     Ok(Measured {
         warm,
@@ -150,7 +158,15 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
         batch_fixed: BatchMeter::mean(after_max, after_fixed),
         slow_commits_fixed: BatchMeter::slow_commits(after_max, after_fixed),
         slow_in_app_fixed: BatchMeter::slow_in_app(after_max, after_fixed),
+        others_fixed,
     })
+}
+
+/// A pause between two phases, so that the next one starts on a quiet app: the maximum leaves
+/// SQLite's WAL checkpoint behind (it runs beside the commits, every 250 ms) and 256
+/// connections to close. A burst of invitations does not arrive on the heels of another.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
 }
 
 /// The answer route's labels in the app's request histogram.

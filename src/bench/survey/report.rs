@@ -42,9 +42,63 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
         let slow = r.measured.fixed.latencies_ms.iter().filter(|&&ms| ms > 10.0).count();
         format!("{slow} of {}", r.measured.fixed.latencies_ms.len())
     }));
+    // A few stalls (the late answers in a few windows) point at one event, a checkpoint or a
+    // thread that lost its core; late answers spread through the phase point at steady queueing.
+    println!("| at the fixed rate: when the answers over 10 ms were due | | {} |", cells(&|r| late_windows(&r.measured.fixed.late_due_s, args.seconds)));
+    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| others_cpu(&r.measured.others_fixed)));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.measured.max.failed + r.measured.fixed.failed, mark(r.measured.max.failed + r.measured.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
     }));
     println!("| load average before → after (1, 5, 15 min) | | {} |", cells(&|r| format!("{} → {}", r.load_before, r.load_after)));
+}
+
+/// Windows of this many seconds, the other processes' sampler's.
+const WINDOW_S: f64 = super::others::WINDOW.as_secs_f64();
+
+/// How the late answers (their due moments, in seconds) fall into windows of 100 ms: how many
+/// windows hold any, and the three that hold most, with their start and count.
+fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
+    if late_due_s.is_empty() {
+        return "none".into();
+    }
+    let mut per_window = std::collections::BTreeMap::<u64, usize>::new();
+    for due in late_due_s {
+        *per_window.entry((due / WINDOW_S) as u64).or_default() += 1;
+    }
+    let mut worst: Vec<(u64, usize)> = per_window.iter().map(|(&w, &n)| (w, n)).collect();
+    worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<String> = worst.iter().take(3).map(|(w, n)| format!("{n} at {:.1} s", *w as f64 * WINDOW_S)).collect();
+    let windows = (seconds / WINDOW_S).ceil() as u64;
+    format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), top.join(", "))
+}
+
+/// The mean cores other processes used, and the three windows of 100 ms where they used most.
+fn others_cpu(cores: &[f64]) -> String {
+    if cores.is_empty() {
+        return "n/a".into();
+    }
+    let mean = cores.iter().sum::<f64>() / cores.len() as f64;
+    let mut most: Vec<(usize, f64)> = cores.iter().copied().enumerate().collect();
+    most.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<String> = most.iter().take(3).map(|(i, c)| format!("{c:.1} at {:.1} s", *i as f64 * WINDOW_S)).collect();
+    format!("mean {mean:.2} cores; most in 100 ms: {}", top.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{late_windows, others_cpu};
+
+    #[test]
+    fn others_cpu_gives_the_mean_and_the_busiest_windows() {
+        assert_eq!(others_cpu(&[0.0, 0.1, 0.9, 0.0, 0.6, 0.2]), "mean 0.30 cores; most in 100 ms: 0.9 at 0.2 s, 0.6 at 0.4 s, 0.2 at 0.5 s");
+        assert_eq!(others_cpu(&[]), "n/a");
+    }
+
+    #[test]
+    fn late_answers_are_counted_per_100_ms_window_the_fullest_first() {
+        let due = [0.05, 0.07, 2.31, 2.35, 2.36, 9.99];
+        assert_eq!(late_windows(&due, 10.0), "in 3 of 100 windows of 100 ms; most: 3 at 2.3 s, 2 at 0.0 s, 1 at 9.9 s");
+        assert_eq!(late_windows(&[], 10.0), "none");
+    }
 }

@@ -1,0 +1,85 @@
+//! The CPU that other processes on the machine use while a phase runs, in windows of 100 ms.
+//! The bench shares two cores with whatever else the machine runs; a short burst elsewhere
+//! (RabbitMQ, for one, starts a whole Erlang VM every minute to check its epmd) delays every
+//! answer behind it, and the table says when that happened beside when the late answers were.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// Kernel clock ticks per second in `/proc` (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The sampling period.
+pub(super) const WINDOW: Duration = Duration::from_millis(100);
+
+/// A sampler running on a thread of its own until [`OthersCpu::stop`].
+pub(super) struct OthersCpu {
+    running: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<f64>>,
+}
+
+impl OthersCpu {
+    pub fn start() -> OthersCpu {
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        let thread = std::thread::spawn(move || {
+            let mut cores = Vec::new();
+            let mut last = ticks();
+            while flag.load(Ordering::Relaxed) {
+                std::thread::sleep(WINDOW);
+                let now = ticks();
+                if let (Some((all_then, mine_then)), Some((all_now, mine_now))) = (last, now) {
+                    let others = (all_now - all_then).saturating_sub(mine_now - mine_then);
+                    cores.push(others as f64 / TICKS_PER_SECOND / WINDOW.as_secs_f64());
+                }
+                last = now;
+            }
+            cores
+        });
+        OthersCpu { running, thread }
+    }
+
+    /// The cores other processes used in each window since the start; empty where `/proc` is
+    /// not readable.
+    pub fn stop(self) -> Vec<f64> {
+        self.running.store(false, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// Busy ticks of the whole machine and of this process.
+fn ticks() -> Option<(u64, u64)> {
+    Some((machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)?, process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)?))
+}
+
+/// user + nice + system + irq + softirq + steal of the `cpu` line (idle and iowait left out).
+fn machine_busy(stat: &str) -> Option<u64> {
+    let fields: Vec<u64> = stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    Some([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum())
+}
+
+/// utime + stime of `/proc/self/stat` (fields 14 and 15; the name in parentheses may hold spaces).
+fn process_busy(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_ticks_are_read_from_the_machine_and_process_lines() {
+        assert_eq!(machine_busy("cpu  10 1 20 500 7 3 4 2 0 0\ncpu0 5 0 10 250 3 1 2 1 0 0\n"), Some(10 + 1 + 20 + 3 + 4 + 2));
+        let mine = "4242 (hejnal bench) S 1 2 3 0 -1 4194560 900 0 0 0 123 45 0 0 20 0 9 0 1000 100000 2000";
+        assert_eq!(process_busy(mine), Some(123 + 45));
+        assert_eq!(machine_busy("intr 1 2 3"), None);
+    }
+}
