@@ -53,8 +53,8 @@ pub(super) enum Pace {
 
 /// [`drive`] on a runtime of its own (two worker threads), as a client on another machine
 /// would be: sharing the app's runtime, each send and read waited in the app's run queues
-/// behind its tasks, and those waits counted as the app's latency. (One thread instead of two
-/// was tried in session 12: two of four runs met the p99, as with two; kept at two.)
+/// behind its tasks, and those waits counted as the app's latency. (One thread instead of two,
+/// tried in session 12, met the p99 in no larger share of runs: `docs/performance.md`.)
 pub(super) async fn drive_apart(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new().name("bench-load".into()).spawn(move || {
