@@ -29,8 +29,8 @@ pub(super) struct Phase {
     pub secs: f64,
     /// Milliseconds per answered request (from its scheduled moment at a fixed rate).
     pub latencies_ms: Vec<f64>,
-    /// When each answer over 10 ms was due, in seconds from the phase's start: whether the
-    /// late ones came in a few stalls or spread through the phase.
+    /// When each answer over [`LATE_MS`] was due, in seconds from the phase's start: whether
+    /// the late ones came in a few stalls or spread through the phase (and how many there were).
     pub late_due_s: Vec<f64>,
     /// The requests (by index into the list) answered 2xx.
     pub acknowledged: Vec<usize>,
@@ -41,6 +41,9 @@ impl Phase {
         self.ok as f64 / self.secs
     }
 }
+
+/// An answer slower than this, in ms, is late: the target's p99.
+pub(super) const LATE_MS: f64 = 10.0;
 
 /// How the requests are paced.
 #[derive(Clone, Copy)]
@@ -126,7 +129,7 @@ async fn one_connection(mut stream: TcpStream, requests: &[Vec<u8>], first: usiz
         let status = read_response(&mut stream, &mut buf).await?;
         let latency_ms = due.elapsed().as_secs_f64() * 1000.0;
         mine.latencies_ms.push(latency_ms);
-        if latency_ms > 10.0 {
+        if latency_ms > LATE_MS {
             mine.late_due_s.push((due - start).as_secs_f64());
         }
         if (200..300).contains(&status) {
