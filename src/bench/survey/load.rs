@@ -34,6 +34,8 @@ pub(super) struct Phase {
     pub late_due_s: Vec<f64>,
     /// The requests (by index into the list) answered 2xx.
     pub acknowledged: Vec<usize>,
+    /// The CPU the load generator's threads used, in seconds.
+    pub generator_cpu_s: Option<f64>,
 }
 
 impl Phase {
@@ -60,21 +62,27 @@ pub(super) enum Pace {
 /// tried in session 12, met the p99 in no larger share of runs: `docs/performance.md`.)
 pub(super) async fn drive_apart(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new().name("bench-load".into()).spawn(move || {
+    std::thread::Builder::new().name(GENERATOR_THREAD.into()).spawn(move || {
         let outcome = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(CLIENT_THREADS)
-            .thread_name("bench-load")
+            .thread_name(GENERATOR_THREAD)
             .enable_all()
             .build()
             .context("cannot start the load generator's runtime")
-            .and_then(|runtime| runtime.block_on(drive(addr, requests, first, connections, seconds, pace)));
+            .and_then(|runtime| {
+                let mut phase = runtime.block_on(drive(addr, requests, first, connections, seconds, pace))?;
+                // Read while its threads (new with this runtime) are alive: what they used is this phase's.
+                phase.generator_cpu_s = super::others::threads_cpu_seconds(GENERATOR_THREAD);
+                Ok(phase)
+            });
         let _ = done.send(outcome);
     })?;
     result.await.context("the load generator's thread ended without a result")?
 }
 
-/// The load generator's worker threads.
+/// The load generator's worker threads, and their name.
 const CLIENT_THREADS: usize = 2;
+const GENERATOR_THREAD: &str = "bench-load";
 
 /// Send `requests[first..]` (round and round) over `connections` connections for `seconds`, paced by `pace`.
 async fn drive(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, connections: usize, seconds: f64, pace: Pace) -> anyhow::Result<Phase> {

@@ -128,6 +128,10 @@ struct Measured {
     slow_in_app_fixed: Option<(u64, u64)>,
     /// The cores other processes used in each 100 ms of the fixed rate.
     others_fixed: Vec<f64>,
+    /// CPU per answer, in µs, of the app and of the load generator, at the maximum and at the
+    /// fixed rate: what each commit's and wake-up's share adds when batches are small.
+    cpu_per_answer_max: CpuPerAnswer,
+    cpu_per_answer_fixed: CpuPerAnswer,
 }
 
 /// A warm-up, the maximum, then the fixed rate.
@@ -138,16 +142,20 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     let batches = BatchMeter { addr };
     let before = batches.read().await;
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
+    let cpu_before_max = others::own_cpu_seconds();
     let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await?;
+    let cpu_per_answer_max = cpu_per_answer(cpu_before_max, &max);
     offset += max.sent;
     let after_max = batches.read().await;
     let offered = max.rate() * args.share / 100.0;
     settle().await;
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
     let others = others::OthersCpu::start();
+    let cpu_before_fixed = others::own_cpu_seconds();
     let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await;
     let others_fixed = others.stop();
     let fixed = fixed?;
+    let cpu_per_answer_fixed = cpu_per_answer(cpu_before_fixed, &fixed);
     let after_fixed = batches.read().await;
     Ok(Measured {
         warm,
@@ -159,7 +167,27 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
         slow_commits_fixed: BatchMeter::slow_commits(after_max, after_fixed),
         slow_in_app_fixed: BatchMeter::slow_in_app(after_max, after_fixed),
         others_fixed,
+        cpu_per_answer_max,
+        cpu_per_answer_fixed,
     })
+}
+
+/// µs of CPU per answer sent: the app's and the load generator's.
+#[derive(Clone, Copy, Default)]
+struct CpuPerAnswer {
+    app: Option<f64>,
+    generator: Option<f64>,
+}
+
+/// This process's CPU since `before` (seconds), less the generator's, per answer of `phase`.
+fn cpu_per_answer(before: Option<f64>, phase: &Phase) -> CpuPerAnswer {
+    if phase.sent == 0 {
+        return CpuPerAnswer::default();
+    }
+    let per_answer = |seconds: f64| seconds * 1e6 / phase.sent as f64;
+    let generator = phase.generator_cpu_s;
+    let all = others::own_cpu_seconds().zip(before).map(|(now, then)| now - then);
+    CpuPerAnswer { app: all.zip(generator).map(|(all, g)| per_answer(all - g)), generator: generator.map(per_answer) }
 }
 
 /// A pause between two phases, so that the next one starts on a quiet app: the maximum leaves

@@ -15,6 +15,7 @@ use std::{
 /// Kernel clock ticks per second in `/proc` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
+
 /// The sampling period.
 pub(super) const WINDOW: Duration = Duration::from_millis(100);
 
@@ -53,6 +54,29 @@ impl OthersCpu {
     }
 }
 
+/// The CPU this process (the app and the load generator) has used so far, in seconds.
+pub(super) fn own_cpu_seconds() -> Option<f64> {
+    Some(process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)? as f64 / TICKS_PER_SECOND)
+}
+
+/// The CPU the threads of this process whose name is `name` have used so far, in seconds
+/// (threads that ended are not counted).
+pub(super) fn threads_cpu_seconds(name: &str) -> Option<f64> {
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        if thread_name(&stat) == Some(name) {
+            ticks += process_busy(&stat)?;
+        }
+    }
+    Some(ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// The name in parentheses of a `stat` line.
+fn thread_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
+}
+
 /// Busy ticks of the whole machine and of this process.
 fn ticks() -> Option<(u64, u64)> {
     Some((machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)?, process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)?))
@@ -64,7 +88,7 @@ fn machine_busy(stat: &str) -> Option<u64> {
     Some([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum())
 }
 
-/// utime + stime of `/proc/self/stat` (fields 14 and 15; the name in parentheses may hold spaces).
+/// utime + stime of a `stat` line of a process or thread (fields 14 and 15; the name in parentheses may hold spaces).
 fn process_busy(stat: &str) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
@@ -80,6 +104,7 @@ mod tests {
         assert_eq!(machine_busy("cpu  10 1 20 500 7 3 4 2 0 0\ncpu0 5 0 10 250 3 1 2 1 0 0\n"), Some(10 + 1 + 20 + 3 + 4 + 2));
         let mine = "4242 (hejnal bench) S 1 2 3 0 -1 4194560 900 0 0 0 123 45 0 0 20 0 9 0 1000 100000 2000";
         assert_eq!(process_busy(mine), Some(123 + 45));
+        assert_eq!(thread_name(mine), Some("hejnal bench"));
         assert_eq!(machine_busy("intr 1 2 3"), None);
     }
 }

@@ -2,6 +2,10 @@
 
 use super::{SurveyArgs, SurveyResult, load::LATE_MS, p50_p99, percentile};
 
+fn us(cpu: Option<f64>) -> String {
+    cpu.map_or("n/a".into(), |c| format!("{c:.0} µs"))
+}
+
 fn mark(met: bool) -> &'static str {
     if met { "✓" } else { "✗" }
 }
@@ -32,6 +36,11 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     // and is often what a missed p99 is made of: the longest wait tells.
     println!("| at the fixed rate: longest wait | | {} |", cells(&|r| format!("{:.1} ms", percentile(&r.measured.fixed.latencies_ms, 1.0))));
     println!("| answers per commit, maximum / fixed rate | | {} |", cells(&|r| format!("{} / {}", batch(r.measured.batch_max), batch(r.measured.batch_fixed))));
+    // An answer's CPU at each rate: the share of each commit and wake-up grows as batches shrink.
+    println!("| CPU per answer, maximum / fixed rate: the app | | {} |", cells(&|r| format!("{} / {}", us(r.measured.cpu_per_answer_max.app), us(r.measured.cpu_per_answer_fixed.app))));
+    println!("| CPU per answer, maximum / fixed rate: the load generator | | {} |", cells(&|r| {
+        format!("{} / {}", us(r.measured.cpu_per_answer_max.generator), us(r.measured.cpu_per_answer_fixed.generator))
+    }));
     // Whether the longest waits were the database's: commits over 10 ms in the same phase.
     println!("| at the fixed rate: commits over 10 ms | | {} |", cells(&|r| r.measured.slow_commits_fixed.map_or("n/a".into(), |(slow, all)| format!("{slow} of {all}"))));
     // Whether the rest of a long wait was the app's: its own time for each answer, from routing
