@@ -180,6 +180,7 @@ struct CpuPerAnswer {
 }
 
 /// This process's CPU since `before` (seconds), less the generator's, per answer of `phase`.
+/// What is left is the app's, with the bench's own few reads of `/proc` and `/metrics`.
 fn cpu_per_answer(before: Option<f64>, phase: &Phase) -> CpuPerAnswer {
     if phase.sent == 0 {
         return CpuPerAnswer::default();

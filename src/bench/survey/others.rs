@@ -15,7 +15,6 @@ use std::{
 /// Kernel clock ticks per second in `/proc` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-
 /// The sampling period.
 pub(super) const WINDOW: Duration = Duration::from_millis(100);
 
@@ -54,9 +53,10 @@ impl OthersCpu {
     }
 }
 
-/// The CPU this process (the app and the load generator) has used so far, in seconds.
+/// The CPU this process (the app, the load generator and the bench's own bookkeeping) has
+/// used so far, in seconds.
 pub(super) fn own_cpu_seconds() -> Option<f64> {
-    Some(process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)? as f64 / TICKS_PER_SECOND)
+    Some(own_ticks()? as f64 / TICKS_PER_SECOND)
 }
 
 /// The CPU the threads of this process whose name is `name` have used so far, in seconds
@@ -79,7 +79,12 @@ fn thread_name(stat: &str) -> Option<&str> {
 
 /// Busy ticks of the whole machine and of this process.
 fn ticks() -> Option<(u64, u64)> {
-    Some((machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)?, process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)?))
+    Some((machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)?, own_ticks()?))
+}
+
+/// Busy ticks of this process, its ended threads included.
+fn own_ticks() -> Option<u64> {
+    process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
 /// user + nice + system + irq + softirq + steal of the `cpu` line (idle and iowait left out).

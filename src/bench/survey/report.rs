@@ -2,6 +2,7 @@
 
 use super::{SurveyArgs, SurveyResult, load::LATE_MS, p50_p99, percentile};
 
+/// A CPU time per answer, in whole µs.
 fn us(cpu: Option<f64>) -> String {
     cpu.map_or("n/a".into(), |c| format!("{c:.0} µs"))
 }
