@@ -95,7 +95,7 @@ fn machine_busy(stat: &str) -> Option<u64> {
 
 /// utime + stime of a `stat` line of a process or thread (fields 14 and 15; the name in parentheses may hold spaces).
 fn process_busy(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 2..];
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }

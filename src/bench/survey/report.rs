@@ -75,11 +75,9 @@ fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
     for due in late_due_s {
         *per_window.entry((due / WINDOW_S) as u64).or_default() += 1;
     }
-    let mut worst: Vec<(u64, usize)> = per_window.iter().map(|(&w, &n)| (w, n)).collect();
-    worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let top: Vec<String> = worst.iter().take(3).map(|(w, n)| format!("{n} at {:.1} s", *w as f64 * WINDOW_S)).collect();
+    let counts = per_window.iter().map(|(&w, &n)| (w as usize, n as f64)).collect();
     let windows = (seconds / WINDOW_S).ceil() as u64;
-    format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), top.join(", "))
+    format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), three_fullest(counts, |n| format!("{n:.0}")))
 }
 
 /// The mean cores other processes used, and the three windows of 100 ms where they used most.
@@ -88,10 +86,16 @@ fn others_cpu(cores: &[f64]) -> String {
         return "n/a".into();
     }
     let mean = cores.iter().sum::<f64>() / cores.len() as f64;
-    let mut most: Vec<(usize, f64)> = cores.iter().copied().enumerate().collect();
-    most.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let top: Vec<String> = most.iter().take(3).map(|(i, c)| format!("{c:.1} at {:.1} s", *i as f64 * WINDOW_S)).collect();
-    format!("mean {mean:.2} cores; most in 100 ms: {}", top.join(", "))
+    let most = three_fullest(cores.iter().copied().enumerate().collect(), |c| format!("{c:.1}"));
+    format!("mean {mean:.2} cores; most in 100 ms: {most}")
+}
+
+/// The three windows (index, value) with the largest values, the earlier first among equals,
+/// as "value at start s".
+fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(f64) -> String) -> String {
+    windows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<String> = windows.iter().take(3).map(|&(w, v)| format!("{} at {:.1} s", show(v), w as f64 * WINDOW_S)).collect();
+    top.join(", ")
 }
 
 #[cfg(test)]
