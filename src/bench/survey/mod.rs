@@ -144,7 +144,7 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
     let cpu_before_max = others::own_cpu_seconds();
     let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await?;
-    let cpu_per_answer_max = cpu_per_answer(cpu_before_max, &max);
+    let cpu_per_answer_max = cpu_per_answer(others::cpu_since(cpu_before_max), &max);
     offset += max.sent;
     let after_max = batches.read().await;
     let offered = max.rate() * args.share / 100.0;
@@ -155,7 +155,7 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await;
     let others_fixed = others.stop();
     let fixed = fixed?;
-    let cpu_per_answer_fixed = cpu_per_answer(cpu_before_fixed, &fixed);
+    let cpu_per_answer_fixed = cpu_per_answer(others::cpu_since(cpu_before_fixed), &fixed);
     let after_fixed = batches.read().await;
     Ok(Measured {
         warm,
@@ -179,16 +179,16 @@ struct CpuPerAnswer {
     generator: Option<f64>,
 }
 
-/// This process's CPU since `before` (seconds), less the generator's, per answer of `phase`.
-/// What is left is the app's, with the bench's own few reads of `/proc` and `/metrics`.
-fn cpu_per_answer(before: Option<f64>, phase: &Phase) -> CpuPerAnswer {
+/// `process_cpu_s`, this process's CPU during `phase` (seconds), less the generator's, per
+/// answer sent. What is left is the app's, with the bench's own few reads of `/proc` and
+/// `/metrics`.
+fn cpu_per_answer(process_cpu_s: Option<f64>, phase: &Phase) -> CpuPerAnswer {
     if phase.sent == 0 {
         return CpuPerAnswer::default();
     }
     let per_answer = |seconds: f64| seconds * 1e6 / phase.sent as f64;
     let generator = phase.generator_cpu_s;
-    let all = others::own_cpu_seconds().zip(before).map(|(now, then)| now - then);
-    CpuPerAnswer { app: all.zip(generator).map(|(all, g)| per_answer(all - g)), generator: generator.map(per_answer) }
+    CpuPerAnswer { app: process_cpu_s.zip(generator).map(|(all, g)| per_answer(all - g)), generator: generator.map(per_answer) }
 }
 
 /// A pause between two phases, so that the next one starts on a quiet app: the maximum leaves
@@ -320,4 +320,20 @@ fn load_average() -> String {
 /// p50 and p99 of a phase, in ms.
 fn p50_p99(phase: &Phase) -> (f64, f64) {
     (percentile(&phase.latencies_ms, 0.50), percentile(&phase.latencies_ms, 0.99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_answer_is_the_app_and_the_generator_apart_in_microseconds() {
+        let phase = Phase { sent: 200_000, generator_cpu_s: Some(2.0), ..Phase::default() };
+        let got = cpu_per_answer(Some(12.0), &phase);
+        assert_eq!((got.app, got.generator), (Some(50.0), Some(10.0)), "10 s of 12 are the app's, over 200,000 answers");
+        let unknown = cpu_per_answer(Some(12.0), &Phase { generator_cpu_s: None, ..phase });
+        assert_eq!((unknown.app, unknown.generator), (None, None), "without the generator's share the app's is not known either");
+        let none_sent = cpu_per_answer(Some(12.0), &Phase::default());
+        assert_eq!((none_sent.app, none_sent.generator), (None, None));
+    }
 }

@@ -59,17 +59,24 @@ pub(super) fn own_cpu_seconds() -> Option<f64> {
     Some(own_ticks()? as f64 / TICKS_PER_SECOND)
 }
 
+/// The CPU this process has used since `before` (from [`own_cpu_seconds`]), in seconds.
+pub(super) fn cpu_since(before: Option<f64>) -> Option<f64> {
+    own_cpu_seconds().zip(before).map(|(now, then)| now - then)
+}
+
 /// The CPU the threads of this process whose name is `name` have used so far, in seconds
-/// (threads that ended are not counted).
+/// (threads that ended are not counted). None if no thread has that name: a zero would put
+/// all of their CPU on the app.
 pub(super) fn threads_cpu_seconds(name: &str) -> Option<f64> {
-    let mut ticks = 0;
+    let (mut ticks, mut found) = (0, false);
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         if thread_name(&stat) == Some(name) {
             ticks += process_busy(&stat)?;
+            found = true;
         }
     }
-    Some(ticks as f64 / TICKS_PER_SECOND)
+    found.then(|| ticks as f64 / TICKS_PER_SECOND)
 }
 
 /// The name in parentheses of a `stat` line.
@@ -111,5 +118,20 @@ mod tests {
         assert_eq!(process_busy(mine), Some(123 + 45));
         assert_eq!(thread_name(mine), Some("hejnal bench"));
         assert_eq!(machine_busy("intr 1 2 3"), None);
+    }
+
+    #[test]
+    fn threads_are_found_by_name_and_a_name_no_thread_has_is_none() {
+        let (ready, wait) = std::sync::mpsc::channel();
+        let (done, finish) = std::sync::mpsc::channel::<()>();
+        let probe = std::thread::Builder::new().name("cpu-probe".into()).spawn(move || {
+            ready.send(()).unwrap();
+            finish.recv().ok();
+        }).unwrap();
+        wait.recv().unwrap();
+        assert!(threads_cpu_seconds("cpu-probe").is_some(), "the probe thread is alive and named");
+        assert_eq!(threads_cpu_seconds("no-such-thread"), None);
+        done.send(()).unwrap();
+        probe.join().unwrap();
     }
 }
