@@ -152,3 +152,28 @@ fn the_broadcast_bench_runs_the_service_in_its_own_process_and_prints_its_table(
     assert!(mb > 1.0, "the service's own peak RSS: {rss}");
     assert!(row("alerts sent").contains("of 1"), "{stdout}");
 }
+
+/// The survey bench, small: seeding, invitations, the two phases and the table. Its speed is
+/// not checked here (that is what the bench is for); that every acknowledged answer is stored
+/// and none is refused is.
+#[test]
+fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
+    let out = hejnal()
+        .args(["bench", "survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8"])
+        .env("HEJNAL_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let cell = |measure: &str| {
+        let row = stdout.lines().find(|l| l.starts_with(&format!("| {measure}"))).unwrap_or_else(|| panic!("no {measure:?} row:\n{stdout}"));
+        row.split('|').nth(3).unwrap().trim().to_owned()
+    };
+    assert_eq!(cell("refused (not 2xx)"), "0 ✓", "{stdout}");
+    let stored = cell("acknowledged invitations all stored");
+    let (acknowledged, rows) = stored.split_once(" acknowledged, ").unwrap_or_else(|| panic!("{stored}"));
+    assert_eq!(rows, format!("{acknowledged} rows ✓"), "{stdout}");
+    assert!(acknowledged.parse::<usize>().unwrap() > 0, "{stdout}");
+    let max: f64 = cell("maximum, durable answers/s").split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{stdout}"));
+    assert!(max > 0.0, "{stdout}");
+}
