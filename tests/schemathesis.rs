@@ -23,9 +23,9 @@ const SCHEMATHESIS: &str = "4.32.5";
 const MAX_EXAMPLES: &str = "40";
 const PROVIDER_SECRET: &str = "fuzz-provider-secret";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
+#[path = "support/ci.rs"]
+mod ci;
+use ci::in_ci;
 
 #[path = "support/python.rs"]
 mod python;

@@ -25,9 +25,9 @@ pub enum Backend {
     Scaled,
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
-}
+#[path = "../support/ci.rs"]
+mod ci;
+pub use ci::in_ci;
 
 /// Skip (outside CI) or fail (in CI) when a service is missing.
 fn missing(what: &str, url: &str, why: impl std::fmt::Display) -> Option<TestEnv> {
