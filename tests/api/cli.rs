@@ -137,21 +137,22 @@ async fn json_logs_are_one_json_object_per_line() {
 /// runs, delivers everything and reports the service's memory is.
 #[test]
 fn the_broadcast_bench_runs_the_service_in_its_own_process_and_prints_its_table() {
-    let out = hejnal()
-        .args(["bench", "broadcast", "--subscribers", "300", "--alerts", "1", "--channels", "sms", "--backend", "embedded", "--ceiling-seconds", "1"])
-        .env("HEJNAL_LOG_LEVEL", "warn")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let stdout = bench(&["broadcast", "--subscribers", "300", "--alerts", "1", "--channels", "sms", "--backend", "embedded", "--ceiling-seconds", "1"]);
     let cell = |measure: &str| table_cell(&stdout, measure);
     // The value, not the whole row: the target column ("≤ 100 s (1M)") holds " s (" too.
     assert!(cell("sms campaign drained").contains(" s ("), "{stdout}");
     assert!(!cell("sms campaign drained").contains("not sent"), "{stdout}");
-    let rss = cell("peak RSS of the service");
-    let mb: f64 = rss.split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{rss}"));
-    assert!(mb > 1.0, "the service's own peak RSS: {rss}");
+    let mb = leading_number(&cell("peak RSS of the service"));
+    assert!(mb > 1.0, "the service's own peak RSS: {mb} MB\n{stdout}");
     assert!(cell("alerts sent").contains("of 1"), "{stdout}");
+}
+
+/// Run `hejnal bench <args>` quietly; its table (standard output), once it has succeeded.
+fn bench(args: &[&str]) -> String {
+    let out = hejnal().arg("bench").args(args).env("HEJNAL_LOG_LEVEL", "warn").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    stdout.into_owned()
 }
 
 /// The value column (the third) of the row of a bench's Markdown table that starts with `measure`.
@@ -160,24 +161,22 @@ fn table_cell(table: &str, measure: &str) -> String {
     row.split('|').nth(3).unwrap_or_else(|| panic!("no value in {row:?}")).trim().to_owned()
 }
 
+/// The number a cell starts with ("53.2 MB (27.4 MB)" → 53.2).
+fn leading_number(cell: &str) -> f64 {
+    cell.split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("no number at the start of {cell:?}"))
+}
+
 /// The survey bench, small: seeding, invitations, the two phases and the table. Its speed is
 /// not checked here (that is what the bench is for); that every acknowledged answer is stored
 /// and none is refused is.
 #[test]
 fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
-    let out = hejnal()
-        .args(["bench", "survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8"])
-        .env("HEJNAL_LOG_LEVEL", "warn")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let stdout = bench(&["survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8"]);
     let cell = |measure: &str| table_cell(&stdout, measure);
     assert_eq!(cell("refused (not 2xx)"), "0 ✓", "{stdout}");
     let stored = cell("acknowledged invitations all stored");
     let (acknowledged, rows) = stored.split_once(" acknowledged, ").unwrap_or_else(|| panic!("{stored}"));
     assert_eq!(rows, format!("{acknowledged} rows ✓"), "{stdout}");
     assert!(acknowledged.parse::<usize>().unwrap() > 0, "{stdout}");
-    let max: f64 = cell("maximum, durable answers/s").split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{stdout}"));
-    assert!(max > 0.0, "{stdout}");
+    assert!(leading_number(&cell("maximum, durable answers/s")) > 0.0, "{stdout}");
 }
