@@ -7,6 +7,7 @@ pub mod common;
 pub mod notices;
 pub mod notices_types;
 mod postgres;
+mod postgres_answer_connections;
 mod postgres_answers;
 pub mod residents;
 pub mod residents_types;

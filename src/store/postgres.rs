@@ -1,12 +1,13 @@
 //! The PostgreSQL store, for several API and worker processes on several hosts.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult};
 use hejnal_jobs::Backlog;
+use super::postgres_answer_connections::AnswerConnections;
 
 use super::residents_types::*;
 use super::notices_types::*;
@@ -23,6 +24,8 @@ super::consultations::consultation_queries!(PgStore, sqlx::Postgres);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The answer commits' own connections (`postgres_answer_connections.rs`).
+    answer_connections: Arc<AnswerConnections>,
 }
 
 impl PgStore {
@@ -33,11 +36,15 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, answer_connections: Arc::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub(super) fn answer_connections(&self) -> &AnswerConnections {
+        &self.answer_connections
     }
 
     /// Row locks and constraints serialise writers on PostgreSQL; a plain transaction will do.

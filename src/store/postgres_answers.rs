@@ -3,7 +3,8 @@
 //! as arrays (`unnest`), so its text never changes and its plan is cached; it checks each
 //! answer's survey and invitation in the same statement instead of reading them first; and both
 //! kinds of answer (by invitation, open) are upserted in it, so a batch is stored whole or not
-//! at all. Six round trips per batch, in statements of a new text per batch size, measured
+//! at all. It runs on a connection of its own, outside the pool, which would ping the server
+//! before and after (`postgres_answer_connections.rs`). Six round trips per batch, in statements of a new text per batch size, measured
 //! 7,900-8,700 answers/s here (`hejnal bench survey --backend postgres`); docs/performance.md
 //! has the figures after.
 //!
@@ -12,7 +13,7 @@
 //! closed (a locked read re-checks the newest version of the row); a close that finds a batch
 //! being written waits for its commit. So no answer lands after a close.
 
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 use super::{
     StoreResult,
@@ -40,7 +41,7 @@ const UPSERT_ANSWERS: &str = "WITH taking AS (
               taking t, survey_invitations i
          WHERE t.id = a.survey_id AND i.id = a.invitation_id AND i.survey_id = a.survey_id AND i.erased_at IS NULL
          ORDER BY a.survey_id, a.invitation_id
-         ON CONFLICT (invitation_id) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
+         ON CONFLICT (invitation_id) WHERE invitation_id IS NOT NULL DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
             revision = survey_responses.revision + excluded.revision
          RETURNING survey_id, invitation_id, browser_hash, id, revision),
      open AS (
@@ -51,7 +52,7 @@ const UPSERT_ANSWERS: &str = "WITH taking AS (
               taking t
          WHERE t.id = a.survey_id
          ORDER BY a.survey_id, a.browser_hash
-         ON CONFLICT (survey_id, browser_hash) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
+         ON CONFLICT (survey_id, browser_hash) WHERE browser_hash IS NOT NULL DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
             ip_digest = excluded.ip_digest, revision = survey_responses.revision + excluded.revision
          RETURNING survey_id, invitation_id, browser_hash, id, revision)
      SELECT * FROM invited UNION ALL SELECT * FROM open";
@@ -67,11 +68,15 @@ impl PgStore {
         survey_ids.sort_unstable();
         survey_ids.dedup();
         let (invited, open): (Vec<Answer>, Vec<Answer>) = last.into_iter().partition(|(r, _)| matches!(r.respondent, Respondent::Invitation(_)));
-        upsert(self.pool(), &survey_ids, now, &invited, &open).await
+        let connections = self.answer_connections();
+        let mut conn = connections.take(self.pool()).await?;
+        let stored = upsert(&mut conn, &survey_ids, now, &invited, &open).await;
+        connections.give_back(conn, &stored);
+        stored
     }
 }
 
-async fn upsert<'a>(pool: &PgPool, survey_ids: &[i64], now: i64, invited: &[Answer<'a>], open: &[Answer<'a>]) -> StoreResult<Vec<SavedResponse>> {
+async fn upsert<'a>(conn: &mut PgConnection, survey_ids: &[i64], now: i64, invited: &[Answer<'a>], open: &[Answer<'a>]) -> StoreResult<Vec<SavedResponse>> {
     let (inv, opn) = (Columns::of(invited), Columns::of(open));
     let invitation_ids: Vec<i64> = invited.iter().map(|(r, _)| invitation_of(r)).collect();
     let browser_hashes: Vec<&str> = open
@@ -96,7 +101,7 @@ async fn upsert<'a>(pool: &PgPool, survey_ids: &[i64], now: i64, invited: &[Answ
         .bind(&opn.answers)
         .bind(&opn.revisions)
         .bind(&opn.at)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().map(saved_response).collect())
 }

@@ -110,6 +110,35 @@ both_backends! {
     }
 }
 
+/// PostgreSQL only: the answer commits keep connections of their own, outside the pool.
+mod an_answer_after_the_database_ended_every_connection_is_stored {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_postgres_and_redis() {
+        let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
+        let desk = unlimited(&env).await;
+        let id = create(&desk, &survey("po-restarcie")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        assert_eq!(respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": true}})).await.0, 201);
+
+        // What a restart of the database does to the app: every connection ends.
+        let admin = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            .fetch_one(&admin).await.unwrap();
+        assert!(ended >= 1, "no connection of the app's was found to end");
+        // Longer than a connection may sit idle before it is checked again (1 s).
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+        let (status, body) = respond(&desk, id, &json!({"browser_token": browser(2), "answers": {"q1": false}})).await;
+        assert_eq!(status, 201, "the first answer after the connections ended: {body}");
+        assert_eq!(stored(&desk, id, &browser(2)).await, Some(json!({"q1": false}).to_string()));
+        assert_eq!(results(&desk, id).await["responses"]["open"], 2);
+    }
+}
+
 /// A trigger that makes the database refuse any answer containing `word`.
 async fn poison_answers_containing(word: &str, env: &TestEnv) {
     match env.backend {

@@ -1,0 +1,58 @@
+//! The connections PostgreSQL's answer commits use, kept apart from the pool. sqlx's pool
+//! sends a ping (Sync, then a wait for ReadyForQuery) when it hands a connection out and
+//! another when it takes it back, so a commit through it cost three round trips to the server,
+//! each waking a server process on cores the app shares; here it costs one. As many
+//! connections as commits run at once (the batcher's slots) are made, on first use.
+//!
+//! A connection idle longer than [`PING_AFTER_IDLE`] is pinged before use: a restart between
+//! bursts costs no answers. (One in use when the database restarts fails its batch, 503.) One that failed with the
+//! database out of reach is dropped, not kept; one whose statement the database refused
+//! (a constraint, a trigger) is kept, sqlx having read its error to the end.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use super::{StoreError, StoreResult, database_unavailable};
+
+/// A connection idle longer than this is pinged before it is used.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub(super) struct AnswerConnections {
+    idle: Mutex<Vec<(PgConnection, Instant)>>,
+}
+
+impl std::fmt::Debug for AnswerConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerConnections").field("idle", &self.idle.lock().map(|idle| idle.len()).unwrap_or(0)).finish()
+    }
+}
+
+impl AnswerConnections {
+    /// An idle connection, checked if it waited long; or a new one, like the pool's.
+    pub(super) async fn take(&self, pool: &PgPool) -> StoreResult<PgConnection> {
+        let idle = self.idle.lock().expect("the answer connections' lock is never held across a panic").pop();
+        if let Some((mut conn, since)) = idle {
+            if since.elapsed() <= PING_AFTER_IDLE || conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+        }
+        Ok(pool.connect_options().connect().await?)
+    }
+
+    /// Keep `conn` for the next commit, unless `outcome` says it may be broken.
+    pub(super) fn give_back<T>(&self, conn: PgConnection, outcome: &StoreResult<T>) {
+        let usable = match outcome {
+            Ok(_) => true,
+            Err(StoreError::Database(e @ sqlx::Error::Database(_))) => !database_unavailable(e),
+            Err(_) => false,
+        };
+        if usable {
+            self.idle.lock().expect("the answer connections' lock is never held across a panic").push((conn, Instant::now()));
+        }
+    }
+}
