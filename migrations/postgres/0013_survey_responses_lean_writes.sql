@@ -1,12 +1,12 @@
--- Each answer stored on PostgreSQL wrote an entry into all five of survey_responses' indexes,
--- and each changed answer wrote five more, because a full page left no room to update a row in
--- place. Three of those entries were for NULLs that no query reads: an answer by invitation has
--- no browser token and no address digest, an open answer has no invitation. The unique indexes
+-- Each answer stored on PostgreSQL wrote an entry into all five of survey_responses' indexes.
+-- Three of those entries were for NULLs that no query reads: an answer by invitation has no
+-- browser token and no address digest, an open answer has no invitation. The unique indexes
 -- and the address index now hold only the rows that have the value (the same rule as before:
 -- NULLs never conflicted), so an answer by invitation writes three index entries, an open one
--- four. A fifth of each page is left free, so a changed answer is written as a heap-only tuple
--- on its own page and touches no index at all (its indexed columns do not change).
--- `hejnal bench survey --backend postgres` before and after: docs/performance.md, session 17.
+-- four. A changed answer touches no index when its new version fits on its page (a heap-only
+-- tuple; its indexed columns do not change): 94% of a million changes did on full pages, whose
+-- dead versions are pruned to make room, and 99% with a fifth of each page left free (pgbench,
+-- batches of 12 upserts, session 17). docs/performance.md, session 17, has both measurements.
 -- The upserts name the same predicates (ON CONFLICT … WHERE …) to use these unique indexes.
 ALTER TABLE survey_responses DROP CONSTRAINT IF EXISTS survey_responses_invitation_id_key;
 ALTER TABLE survey_responses DROP CONSTRAINT IF EXISTS survey_responses_survey_id_browser_hash_key;
