@@ -33,15 +33,23 @@ impl std::fmt::Debug for AnswerConnections {
 }
 
 impl AnswerConnections {
-    /// An idle connection, checked if it waited long; or a new one, like the pool's.
-    pub(super) async fn take(&self, pool: &PgPool) -> StoreResult<PgConnection> {
+    /// An idle connection, checked if it waited long; or a new one, like the pool's. Gives up
+    /// after `patience` (the pool's acquire timeout), as the pool would: an unreachable server
+    /// must not hold a batch of residents for the minutes a TCP connect can take.
+    pub(super) async fn take(&self, pool: &PgPool, patience: Duration) -> StoreResult<PgConnection> {
         let idle = self.idle.lock().expect("the answer connections' lock is never held across a panic").pop();
-        if let Some((mut conn, since)) = idle {
-            if since.elapsed() <= PING_AFTER_IDLE || conn.ping().await.is_ok() {
-                return Ok(conn);
+        let checked_or_new = async {
+            if let Some((mut conn, since)) = idle {
+                if since.elapsed() <= PING_AFTER_IDLE || conn.ping().await.is_ok() {
+                    return Ok(conn);
+                }
             }
+            pool.connect_options().connect().await
+        };
+        match tokio::time::timeout(patience, checked_or_new).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
         }
-        Ok(pool.connect_options().connect().await?)
     }
 
     /// Keep `conn` for the next commit, unless `outcome` says it may be broken.

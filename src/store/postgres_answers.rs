@@ -3,10 +3,10 @@
 //! as arrays (`unnest`), so its text never changes and its plan is cached; it checks each
 //! answer's survey and invitation in the same statement instead of reading them first; and both
 //! kinds of answer (by invitation, open) are upserted in it, so a batch is stored whole or not
-//! at all. It runs on a connection of its own, outside the pool, which would ping the server
-//! before and after (`postgres_answer_connections.rs`). Six round trips per batch, in statements of a new text per batch size, measured
-//! 7,900-8,700 answers/s here (`hejnal bench survey --backend postgres`); docs/performance.md
-//! has the figures after.
+//! at all. (It replaced six round trips per batch, in statements of a new text per batch size,
+//! measured 7,900-8,700 answers/s here with `hejnal bench survey --backend postgres`;
+//! docs/performance.md has the figures after.) It runs on a connection of its own, outside the
+//! pool, which would ping the server before and after it (`postgres_answer_connections.rs`).
 //!
 //! A close and a batch meet on the survey's row: the batch reads it `FOR SHARE`, the close
 //! updates it. A batch that finds the close under way waits for it and then sees the survey
@@ -69,7 +69,7 @@ impl PgStore {
         survey_ids.dedup();
         let (invited, open): (Vec<Answer>, Vec<Answer>) = last.into_iter().partition(|(r, _)| matches!(r.respondent, Respondent::Invitation(_)));
         let connections = self.answer_connections();
-        let mut conn = connections.take(self.pool()).await?;
+        let mut conn = connections.take(self.pool(), self.pool().options().get_acquire_timeout()).await?;
         let stored = upsert(&mut conn, &survey_ids, now, &invited, &open).await;
         connections.give_back(conn, &stored);
         stored
