@@ -5,9 +5,9 @@
 //! connections as commits run at once (the batcher's slots) are made, on first use.
 //!
 //! A connection idle longer than [`PING_AFTER_IDLE`] is pinged before use: a restart between
-//! bursts costs no answers. (One in use when the database restarts fails its batch, 503.) One that failed with the
-//! database out of reach is dropped, not kept; one whose statement the database refused
-//! (a constraint, a trigger) is kept, sqlx having read its error to the end.
+//! bursts costs no answers. (One in use when the database restarts fails its batch, 503.) One
+//! that failed with the database out of reach is dropped, not kept; one whose statement the
+//! database refused (a constraint, a trigger) is kept, sqlx having read its error to the end.
 
 use std::{
     sync::Mutex,
@@ -16,20 +16,14 @@ use std::{
 
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
-use super::{StoreError, StoreResult, database_unavailable};
+use super::{StoreError, StoreResult};
 
 /// A connection idle longer than this is pinged before it is used.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct AnswerConnections {
     idle: Mutex<Vec<(PgConnection, Instant)>>,
-}
-
-impl std::fmt::Debug for AnswerConnections {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnswerConnections").field("idle", &self.idle.lock().map(|idle| idle.len()).unwrap_or(0)).finish()
-    }
 }
 
 impl AnswerConnections {
@@ -56,7 +50,7 @@ impl AnswerConnections {
     pub(super) fn give_back<T>(&self, conn: PgConnection, outcome: &StoreResult<T>) {
         let usable = match outcome {
             Ok(_) => true,
-            Err(StoreError::Database(e @ sqlx::Error::Database(_))) => !database_unavailable(e),
+            Err(e @ StoreError::Database(sqlx::Error::Database(_))) => !e.is_unavailable(),
             Err(_) => false,
         };
         if usable {
