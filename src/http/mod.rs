@@ -21,6 +21,7 @@ mod pages;
 mod preferences;
 pub mod ratelimit;
 mod reference;
+mod request_id;
 mod state;
 mod subscriptions;
 mod survey_pages;
@@ -28,7 +29,7 @@ mod surveys;
 
 use axum::{Json, Router, http::HeaderName, middleware, routing::get};
 use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 use utoipa::OpenApi;
@@ -74,5 +75,5 @@ pub fn app(state: AppState) -> Router {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), request_id::MakeRandomRequestId))
 }

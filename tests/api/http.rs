@@ -12,7 +12,9 @@ both_backends! {
 
         let health = app.get("/healthz").await;
         assert_eq!(health.status(), 200);
-        assert!(health.headers().contains_key("x-request-id"), "every answer carries a request id");
+        let id = health.headers().get("x-request-id").expect("every answer carries a request id");
+        let id: uuid::Uuid = id.to_str().unwrap().parse().expect("the request id is a UUID");
+        assert_eq!(id.get_version_num(), 4, "a random UUID");
 
         let ready = app.get("/readyz").await;
         assert_eq!(ready.status(), 200);

@@ -7,6 +7,7 @@
 
 mod load;
 mod others;
+mod precise;
 mod report;
 
 use std::{collections::HashSet, net::SocketAddr, process::ExitCode, sync::Arc};
@@ -126,8 +127,8 @@ struct Measured {
     slow_commits_fixed: Option<(u64, u64)>,
     /// Answers the app took over 10 ms for at the fixed rate, of all it handled.
     slow_in_app_fixed: Option<(u64, u64)>,
-    /// The cores other processes used in each 100 ms of the fixed rate.
-    others_fixed: Vec<f64>,
+    /// The cores other processes used, and those stolen, in each 100 ms of the fixed rate.
+    others_fixed: others::Windows,
     /// CPU per answer, in µs, of the app and of the load generator, at the maximum and at the
     /// fixed rate: what each commit's and wake-up's share adds when batches are small.
     cpu_per_answer_max: CpuPerAnswer,

@@ -2,6 +2,8 @@
 //! The bench shares two cores with whatever else the machine runs; a short burst elsewhere
 //! (RabbitMQ, for one, starts a whole Erlang VM every minute to check its epmd) delays every
 //! answer behind it, and the table says when that happened beside when the late answers were.
+//! Beside it, the time the hypervisor gave this machine's cores to other machines (`steal`),
+//! which nothing inside the machine shows otherwise.
 
 use std::{
     sync::{
@@ -21,7 +23,14 @@ pub(super) const WINDOW: Duration = Duration::from_millis(100);
 /// A sampler running on a thread of its own until [`OthersCpu::stop`].
 pub(super) struct OthersCpu {
     running: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<f64>>,
+    thread: JoinHandle<Windows>,
+}
+
+/// Per window of [`WINDOW`], in cores: what other processes used, and what was stolen.
+#[derive(Default)]
+pub(super) struct Windows {
+    pub others: Vec<f64>,
+    pub steal: Vec<f64>,
 }
 
 impl OthersCpu {
@@ -29,25 +38,27 @@ impl OthersCpu {
         let running = Arc::new(AtomicBool::new(true));
         let flag = running.clone();
         let thread = std::thread::spawn(move || {
-            let mut cores = Vec::new();
+            let mut windows = Windows::default();
+            let cores = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / WINDOW.as_secs_f64();
             let mut last = ticks();
             while flag.load(Ordering::Relaxed) {
                 std::thread::sleep(WINDOW);
                 let now = ticks();
-                if let (Some((all_then, mine_then)), Some((all_now, mine_now))) = (last, now) {
-                    let others = (all_now - all_then).saturating_sub(mine_now - mine_then);
-                    cores.push(others as f64 / TICKS_PER_SECOND / WINDOW.as_secs_f64());
+                if let (Some(then), Some(now)) = (last, now) {
+                    let others = (now.machine.busy - then.machine.busy).saturating_sub(now.mine - then.mine);
+                    windows.others.push(cores(others));
+                    windows.steal.push(cores(now.machine.steal.saturating_sub(then.machine.steal)));
                 }
                 last = now;
             }
-            cores
+            windows
         });
         OthersCpu { running, thread }
     }
 
-    /// The cores other processes used in each window since the start; empty where `/proc` is
-    /// not readable.
-    pub fn stop(self) -> Vec<f64> {
+    /// The cores other processes used, and those stolen, in each window since the start;
+    /// empty where `/proc` is not readable.
+    pub fn stop(self) -> Windows {
         self.running.store(false, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }
@@ -84,9 +95,15 @@ fn thread_name(stat: &str) -> Option<&str> {
     stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
-/// Busy ticks of the whole machine and of this process.
-fn ticks() -> Option<(u64, u64)> {
-    Some((machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)?, own_ticks()?))
+/// Ticks of the whole machine and of this process, at one moment.
+#[derive(Clone, Copy)]
+struct Ticks {
+    machine: MachineTicks,
+    mine: u64,
+}
+
+fn ticks() -> Option<Ticks> {
+    Some(Ticks { machine: machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?, mine: own_ticks()? })
 }
 
 /// Busy ticks of this process, its ended threads included.
@@ -94,10 +111,17 @@ fn own_ticks() -> Option<u64> {
     process_busy(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
-/// user + nice + system + irq + softirq + steal of the `cpu` line (idle and iowait left out).
-fn machine_busy(stat: &str) -> Option<u64> {
+/// Of the `cpu` line: `busy` is user + nice + system + irq + softirq (idle, iowait and steal
+/// left out); `steal` is the time another machine ran while this one had work.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct MachineTicks {
+    busy: u64,
+    steal: u64,
+}
+
+fn machine_ticks(stat: &str) -> Option<MachineTicks> {
     let fields: Vec<u64> = stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
-    Some([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum())
+    Some(MachineTicks { busy: [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum(), steal: fields.get(7).copied().unwrap_or(0) })
 }
 
 /// utime + stime of a `stat` line of a process or thread (fields 14 and 15; the name in parentheses may hold spaces).
@@ -113,11 +137,12 @@ mod tests {
 
     #[test]
     fn busy_ticks_are_read_from_the_machine_and_process_lines() {
-        assert_eq!(machine_busy("cpu  10 1 20 500 7 3 4 2 0 0\ncpu0 5 0 10 250 3 1 2 1 0 0\n"), Some(10 + 1 + 20 + 3 + 4 + 2));
+        let machine = machine_ticks("cpu  10 1 20 500 7 3 4 2 0 0\ncpu0 5 0 10 250 3 1 2 1 0 0\n");
+        assert_eq!(machine, Some(MachineTicks { busy: 10 + 1 + 20 + 3 + 4, steal: 2 }));
         let mine = "4242 (hejnal bench) S 1 2 3 0 -1 4194560 900 0 0 0 123 45 0 0 20 0 9 0 1000 100000 2000";
         assert_eq!(process_busy(mine), Some(123 + 45));
         assert_eq!(thread_name(mine), Some("hejnal bench"));
-        assert_eq!(machine_busy("intr 1 2 3"), None);
+        assert_eq!(machine_ticks("intr 1 2 3"), None);
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
         let p99 = p50_p99(&r.measured.fixed).1;
         format!("{p99:.2} ms {}", mark(p99 <= LATE_MS))
     }));
+    // What of that latency was the load generator's own: how late it sent the requests whose
+    // connection was free at their moment (it shares the two cores with the app).
+    println!("| at the fixed rate: the generator's own lateness, p50 / p99 | | {} |", cells(&|r| {
+        let late = &r.measured.fixed.send_late_ms;
+        format!("{:.2} / {:.2} ms", percentile(late, 0.50), percentile(late, 0.99))
+    }));
     // One stall of the database (a slow WAL flush on PostgreSQL) holds every answer behind it,
     // and is often what a missed p99 is made of: the longest wait tells.
     println!("| at the fixed rate: longest wait | | {} |", cells(&|r| format!("{:.1} ms", percentile(&r.measured.fixed.latencies_ms, 1.0))));
@@ -54,7 +60,10 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     // A few stalls (the late answers in a few windows) point at one event, a checkpoint or a
     // thread that lost its core; late answers spread through the phase point at steady queueing.
     println!("| at the fixed rate: when the answers over 10 ms were due | | {} |", cells(&|r| late_windows(&r.measured.fixed.late_due_s, args.seconds)));
-    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| others_cpu(&r.measured.others_fixed)));
+    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| others_cpu(&r.measured.others_fixed.others)));
+    // A virtual machine's cores can be taken by the host for other machines: time the app
+    // waited that no process here used.
+    println!("| at the fixed rate: CPU stolen by the host (steal) | | {} |", cells(&|r| others_cpu(&r.measured.others_fixed.steal)));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.measured.max.failed + r.measured.fixed.failed, mark(r.measured.max.failed + r.measured.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
@@ -80,7 +89,8 @@ fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
     format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), three_fullest(counts, |n| format!("{n:.0}")))
 }
 
-/// The mean cores other processes used, and the three windows of 100 ms where they used most.
+/// The mean cores of a series of 100 ms windows (used by other processes, or stolen), and the
+/// three windows with most.
 fn others_cpu(cores: &[f64]) -> String {
     if cores.is_empty() {
         return "n/a".into();

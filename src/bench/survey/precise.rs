@@ -1,0 +1,88 @@
+//! A sleep to the microsecond for the load generator's fixed rate. tokio's timer wheel counts
+//! in whole milliseconds and rounds a deadline up to the next one (tokio issues #5021, #6866):
+//! with it, each request went out about a millisecond after its moment, and since latency
+//! counts from the moment, that millisecond was charged to the app. A Linux `timerfd` fires at
+//! its time to within microseconds and wakes the runtime through its epoll like any socket.
+
+use std::{
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use tokio::io::unix::AsyncFd;
+
+/// One timer, for one connection's task: armed for each request in turn.
+pub(super) struct PreciseSleep {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl PreciseSleep {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: timerfd_create takes no pointers; a non-negative result is a new descriptor
+        // that nothing else owns.
+        let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor (checked above), owned from here on.
+        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an OwnedFd stays open, and gives the same descriptor, until it is dropped,
+        // which only the AsyncFd that holds it does.
+        let fd = unsafe { AsyncFd::register(owned) }.map_err(io::Error::from)?;
+        Ok(Self { fd })
+    }
+
+    /// Returns at `moment`, or at once if it has passed.
+    pub async fn until(&self, moment: Instant) -> io::Result<()> {
+        let left = moment.saturating_duration_since(Instant::now());
+        // A zero time would disarm the timer instead of firing it.
+        if left < Duration::from_micros(1) {
+            return Ok(());
+        }
+        self.arm(left)?;
+        loop {
+            let mut ready = self.fd.readable().await?;
+            match ready.try_io(|fd| read_expirations(fd.get_ref())) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Fire once, `after` from now.
+    fn arm(&self, after: Duration) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec { tv_sec: after.as_secs() as libc::time_t, tv_nsec: after.subsec_nanos() as libc::c_long },
+        };
+        // SAFETY: the descriptor is ours and open; `spec` outlives the call; no old value is asked for.
+        let done = unsafe { libc::timerfd_settime(self.fd.get_ref().as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if done < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+}
+
+/// Read the timer's count of expirations (8 bytes), which also clears its readiness.
+fn read_expirations(fd: &OwnedFd) -> io::Result<()> {
+    let mut count = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a buffer of 8 from our own open descriptor.
+    let n = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn it_returns_at_its_moment_not_before() {
+        let timer = PreciseSleep::new().unwrap();
+        for wait_us in [300, 1_500, 2_250] {
+            let moment = Instant::now() + Duration::from_micros(wait_us);
+            timer.until(moment).await.unwrap();
+            assert!(Instant::now() >= moment, "returned before a moment {wait_us} µs ahead");
+        }
+        let passed = Instant::now() - Duration::from_millis(5);
+        timer.until(passed).await.unwrap();
+    }
+}
