@@ -41,13 +41,10 @@ impl PreciseSleep {
             return Ok(());
         }
         self.arm(left)?;
-        loop {
-            let mut ready = self.fd.readable().await?;
-            match ready.try_io(|fd| read_expirations(fd.get_ref())) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        // The expiry wakes the runtime's epoll (edge-triggered) once; forgetting that readiness
+        // is enough, since arming the timer again resets it: no read of its count needed.
+        self.fd.readable().await?.clear_ready();
+        Ok(())
     }
 
     /// Fire once, `after` from now.
@@ -60,14 +57,6 @@ impl PreciseSleep {
         let done = unsafe { libc::timerfd_settime(self.fd.get_ref().as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
         if done < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
-}
-
-/// Read the timer's count of expirations (8 bytes), which also clears its readiness.
-fn read_expirations(fd: &OwnedFd) -> io::Result<()> {
-    let mut count = [0u8; 8];
-    // SAFETY: reads at most 8 bytes into a buffer of 8 from our own open descriptor.
-    let n = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 #[cfg(test)]
