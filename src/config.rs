@@ -309,8 +309,10 @@ impl Config {
         positive("public_rate_per_minute", s.public_rate_per_minute as u64)?;
         positive("public_rate_burst", s.public_rate_burst as u64)?;
         positive("comment_rate_per_hour", s.comment_rate_per_hour as u64)?;
-        if s.answer_commits >= s.database_max_connections {
-            return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS, or other queries would wait for a connection"));
+        // On SQLite the answer commits take the pool's connections; on PostgreSQL they keep
+        // connections of their own beside the pool (`store/postgres_answer_connections.rs`).
+        if s.database_url.starts_with("sqlite:") && s.answer_commits >= s.database_max_connections {
+            return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS on SQLite, or other queries would wait for a connection"));
         }
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {
@@ -525,6 +527,15 @@ mod tests {
         assert_eq!(on("sqlite://data/hejnal.db", 0), 8);
         assert_eq!(on("postgres://hejnal@db/hejnal", 0), 32);
         assert_eq!((on("sqlite://data/hejnal.db", 12), on("postgres://hejnal@db/hejnal", 3)), (12, 3));
+    }
+
+    #[test]
+    fn answer_commits_are_bounded_by_the_pool_only_where_they_share_it() {
+        let on = |url: &str| Config::from_settings(Settings { database_url: url.into(), answer_commits: 10, database_max_connections: 10, ..Settings::default() });
+        let e = on("sqlite://data/hejnal.db").unwrap_err();
+        assert_eq!(e.key, "HEJNAL_ANSWER_COMMITS");
+        assert!(e.to_string().contains("below HEJNAL_DATABASE_MAX_CONNECTIONS"), "{e}");
+        assert_eq!(on("postgres://hejnal@db/hejnal").unwrap().answer_commits, 10, "PostgreSQL's answer commits have connections of their own");
     }
 
     #[test]
