@@ -152,6 +152,9 @@ impl Application {
         // The pump stops last, so that work finished during the drain frees room for nothing new.
         pump_stop.cancel();
         let _ = pump.await;
+        // Last: every request, job and the pump are done with the database and the broker.
+        state.queue.close().await;
+        state.store.close().await;
         tracing::info!(?role, "stopped");
         Ok(())
     }

@@ -122,6 +122,15 @@ impl Queue {
     }
 
     /// Ready when both the backlog's database and the broker answer.
+    /// Close the broker's connections cleanly, once the workers and the pump have stopped: the
+    /// embedded broker's SQLite file is checkpointed as its last connection closes. (Redis's
+    /// connections close as they are dropped.)
+    pub async fn close(&self) {
+        if let Broker::Sqlite(pool) = &self.inner.broker {
+            pool.close().await;
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         self.inner.broker.ping().await
     }

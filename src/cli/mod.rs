@@ -78,6 +78,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let config = Config { migrate_on_start: true, ..config };
             let store = app::open_store(&config).await?;
             eprintln!("database is up to date ({})", store.backend());
+            store.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Officials(cmd) => officials::run_officials(cmd, config).await,

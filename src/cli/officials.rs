@@ -60,6 +60,7 @@ pub async fn run_officials(cmd: OfficialsCommand, config: Config) -> anyhow::Res
     let hash = hash_password(&password)?;
     let store = app::open_store(&config).await?;
     store.add_official(&email, &role, &hash).await.context("cannot add the official")?;
+    store.close().await;
     if generated {
         println!("{password}");
         eprintln!("official {email} ({role}) created; the password above is shown once");
@@ -91,6 +92,7 @@ pub async fn run_tokens(cmd: TokensCommand, config: Config) -> anyhow::Result<Ex
             eprintln!("token revoked");
         }
     }
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

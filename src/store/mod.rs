@@ -129,6 +129,10 @@ pub trait Store: CommonQueries + Residents + Notices + Surveys + Consultations +
     /// Connections of this process's pool checked out right now (for tests and health: no
     /// connection may be held while a provider is being waited on).
     fn connections_in_use(&self) -> u32;
+    /// Close every connection cleanly, once nothing uses the store any more: PostgreSQL hears
+    /// each session end (instead of logging a connection reset), and SQLite checkpoints its WAL
+    /// into the database file as the last connection closes, leaving one file to copy.
+    async fn close(&self);
 
 
     /// Store a token digest for an official; `ttl_days` from now.

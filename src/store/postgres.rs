@@ -84,6 +84,11 @@ impl Store for PgStore {
         self.pool.size().saturating_sub(self.pool.num_idle() as u32)
     }
 
+    async fn close(&self) {
+        self.answer_connections.close().await;
+        self.pool.close().await;
+    }
+
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {
         let done = sqlx::query(
             "INSERT INTO api_tokens (official_id, token_hash, expires_at)

@@ -46,6 +46,14 @@ impl AnswerConnections {
         }
     }
 
+    /// End the idle connections' sessions (at shutdown, when no commit runs).
+    pub(super) async fn close(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().expect("the answer connections' lock is never held across a panic"));
+        for (conn, _) in idle {
+            let _ = conn.close().await;
+        }
+    }
+
     /// Keep `conn` for the next commit, unless `outcome` says it may be broken.
     pub(super) fn give_back<T>(&self, conn: PgConnection, outcome: &StoreResult<T>) {
         let usable = match outcome {

@@ -104,6 +104,11 @@ impl Store for SqliteStore {
         in_use(&self.pool) + in_use(&self.writer)
     }
 
+    async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
     async fn add_token(&self, official_email: &str, token_hash: &str, ttl_days: u32) -> StoreResult<()> {
         let done = sqlx::query(
             "INSERT INTO api_tokens (official_id, token_hash, expires_at)

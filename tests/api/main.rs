@@ -12,6 +12,7 @@ mod officials;
 mod processes;
 mod queue;
 mod residents;
+mod shutdown;
 mod store;
 mod surveys;
 mod testkit;
