@@ -10,7 +10,7 @@
 //! database refused (a constraint, a trigger) is kept, sqlx having read its error to the end.
 
 use std::{
-    sync::Mutex,
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -28,10 +28,10 @@ pub(super) struct AnswerConnections {
 
 impl AnswerConnections {
     /// An idle connection, checked if it waited long; or a new one, like the pool's. Gives up
-    /// after `patience` (the pool's acquire timeout), as the pool would: an unreachable server
-    /// must not hold a batch of residents for the minutes a TCP connect can take.
-    pub(super) async fn take(&self, pool: &PgPool, patience: Duration) -> StoreResult<PgConnection> {
-        let idle = self.idle.lock().expect("the answer connections' lock is never held across a panic").pop();
+    /// after the pool's acquire timeout, as the pool would: an unreachable server must not hold
+    /// a batch of residents for the minutes a TCP connect can take.
+    pub(super) async fn take(&self, pool: &PgPool) -> StoreResult<PgConnection> {
+        let idle = self.idle().pop();
         let checked_or_new = async {
             if let Some((mut conn, since)) = idle {
                 if since.elapsed() <= PING_AFTER_IDLE || conn.ping().await.is_ok() {
@@ -40,7 +40,7 @@ impl AnswerConnections {
             }
             pool.connect_options().connect().await
         };
-        match tokio::time::timeout(patience, checked_or_new).await {
+        match tokio::time::timeout(pool.options().get_acquire_timeout(), checked_or_new).await {
             Ok(conn) => Ok(conn?),
             Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
         }
@@ -48,7 +48,7 @@ impl AnswerConnections {
 
     /// End the idle connections' sessions (at shutdown, when no commit runs).
     pub(super) async fn close(&self) {
-        let idle = std::mem::take(&mut *self.idle.lock().expect("the answer connections' lock is never held across a panic"));
+        let idle = std::mem::take(&mut *self.idle());
         for (conn, _) in idle {
             let _ = conn.close().await;
         }
@@ -62,7 +62,11 @@ impl AnswerConnections {
             Err(_) => false,
         };
         if usable {
-            self.idle.lock().expect("the answer connections' lock is never held across a panic").push((conn, Instant::now()));
+            self.idle().push((conn, Instant::now()));
         }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<(PgConnection, Instant)>> {
+        self.idle.lock().expect("the answer connections' lock is never held across a panic")
     }
 }

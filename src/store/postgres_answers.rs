@@ -69,7 +69,7 @@ impl PgStore {
         survey_ids.dedup();
         let (invited, open): (Vec<Answer>, Vec<Answer>) = last.into_iter().partition(|(r, _)| matches!(r.respondent, Respondent::Invitation(_)));
         let connections = self.answer_connections();
-        let mut conn = connections.take(self.pool(), self.pool().options().get_acquire_timeout()).await?;
+        let mut conn = connections.take(self.pool()).await?;
         let stored = upsert(&mut conn, &survey_ids, now, &invited, &open).await;
         connections.give_back(conn, &stored);
         stored

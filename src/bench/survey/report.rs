@@ -60,10 +60,10 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     // A few stalls (the late answers in a few windows) point at one event, a checkpoint or a
     // thread that lost its core; late answers spread through the phase point at steady queueing.
     println!("| at the fixed rate: when the answers over 10 ms were due | | {} |", cells(&|r| late_windows(&r.measured.fixed.late_due_s, args.seconds)));
-    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| others_cpu(&r.measured.others_fixed.others)));
+    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| cores_per_window(&r.measured.others_fixed.others)));
     // A virtual machine's cores can be taken by the host for other machines: time the app
     // waited that no process here used.
-    println!("| at the fixed rate: CPU stolen by the host (steal) | | {} |", cells(&|r| others_cpu(&r.measured.others_fixed.steal)));
+    println!("| at the fixed rate: CPU stolen by the host (steal) | | {} |", cells(&|r| cores_per_window(&r.measured.others_fixed.steal)));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.measured.max.failed + r.measured.fixed.failed, mark(r.measured.max.failed + r.measured.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
@@ -91,7 +91,7 @@ fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
 
 /// The mean cores of a series of 100 ms windows (used by other processes, or stolen), and the
 /// three windows with most.
-fn others_cpu(cores: &[f64]) -> String {
+fn cores_per_window(cores: &[f64]) -> String {
     if cores.is_empty() {
         return "n/a".into();
     }
@@ -110,12 +110,12 @@ fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(f64) -> String) -
 
 #[cfg(test)]
 mod tests {
-    use super::{late_windows, others_cpu};
+    use super::{late_windows, cores_per_window};
 
     #[test]
-    fn others_cpu_gives_the_mean_and_the_busiest_windows() {
-        assert_eq!(others_cpu(&[0.0, 0.1, 0.9, 0.0, 0.6, 0.2]), "mean 0.30 cores; most in 100 ms: 0.9 at 0.2 s, 0.6 at 0.4 s, 0.2 at 0.5 s");
-        assert_eq!(others_cpu(&[]), "n/a");
+    fn cores_per_window_gives_the_mean_and_the_busiest_windows() {
+        assert_eq!(cores_per_window(&[0.0, 0.1, 0.9, 0.0, 0.6, 0.2]), "mean 0.30 cores; most in 100 ms: 0.9 at 0.2 s, 0.6 at 0.4 s, 0.2 at 0.5 s");
+        assert_eq!(cores_per_window(&[]), "n/a");
     }
 
     #[test]
