@@ -309,10 +309,11 @@ impl Config {
         positive("public_rate_per_minute", s.public_rate_per_minute as u64)?;
         positive("public_rate_burst", s.public_rate_burst as u64)?;
         positive("comment_rate_per_hour", s.comment_rate_per_hour as u64)?;
-        // On SQLite the answer commits take the pool's connections; on PostgreSQL they keep
-        // connections of their own beside the pool (`store/postgres_answer_connections.rs`).
+        // The bound dates from when PostgreSQL's answer commits took the pool's connections; they
+        // now keep their own (`store/postgres_answer_connections.rs`), so it is kept for SQLite
+        // only, where every commit queues for the one writer connection whatever the setting.
         if s.database_url.starts_with("sqlite:") && s.answer_commits >= s.database_max_connections {
-            return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS on SQLite, or other queries would wait for a connection"));
+            return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS on SQLite"));
         }
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {
