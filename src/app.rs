@@ -73,7 +73,7 @@ pub async fn build_residents(config: &Config, store: &DynStore) -> anyhow::Resul
         links: LinkSigner::new(&key),
         public_url: config.public_url.clone(),
         sms_daily_budget: config.sms_daily_budget,
-        answers: AnswerBatcher::start(store.clone(), AnswerBatcher::in_flight_for(store, config.answer_commits)),
+        answers: AnswerBatcher::start(store.clone(), AnswerBatcher::in_flight_for(store, config.answer_commits), config.answer_commit_period),
         surveys: Default::default(),
     }))
 }

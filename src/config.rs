@@ -76,6 +76,8 @@ pub struct Settings {
     pub comment_rate_per_hour: u32,
     /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 2 on PostgreSQL.
     pub answer_commits: u32,
+    /// Microseconds at least between the starts of two answer commits; 0: each starts at once.
+    pub answer_commit_period_us: u64,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
     /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
@@ -159,6 +161,7 @@ impl Default for Settings {
             public_rate_burst: 20,
             comment_rate_per_hour: 10,
             answer_commits: 0,
+            answer_commit_period_us: 1000,
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
@@ -195,6 +198,8 @@ pub struct Config {
     pub comment_rate_per_hour: u32,
     /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 2 on PostgreSQL.
     pub answer_commits: u32,
+    /// Answer commits start at least this far apart (`surveys::batcher::Pacing`).
+    pub answer_commit_period: Duration,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
@@ -223,6 +228,9 @@ pub fn env_name(key: &str) -> String {
         other => format!("HEJNAL_{}", other.to_ascii_uppercase()),
     }
 }
+
+/// An answer may wait this long for its commit to start, at most (0.1 s).
+const MAX_ANSWER_COMMIT_PERIOD_US: u64 = 100_000;
 
 fn wrong(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError { key: env_name(key), reason: reason.into() }
@@ -315,6 +323,9 @@ impl Config {
         if s.database_url.starts_with("sqlite:") && s.answer_commits >= s.database_max_connections {
             return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS on SQLite"));
         }
+        if s.answer_commit_period_us > MAX_ANSWER_COMMIT_PERIOD_US {
+            return Err(wrong("answer_commit_period_us", "must be at most 100000 (0.1 s): an answer may wait this long for its commit to start"));
+        }
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {
             if k.len() < 32 {
@@ -353,6 +364,7 @@ impl Config {
             public_rate_burst: s.public_rate_burst,
             comment_rate_per_hour: s.comment_rate_per_hour,
             answer_commits: s.answer_commits,
+            answer_commit_period: Duration::from_micros(s.answer_commit_period_us),
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,
@@ -537,6 +549,17 @@ mod tests {
         assert_eq!(e.key, "HEJNAL_ANSWER_COMMITS");
         assert!(e.to_string().contains("below HEJNAL_DATABASE_MAX_CONNECTIONS"), "{e}");
         assert_eq!(on("postgres://hejnal@db/hejnal").unwrap().answer_commits, 10, "PostgreSQL's answer commits have connections of their own");
+    }
+
+    #[test]
+    fn answer_commits_start_a_millisecond_apart_unless_set_and_never_more_than_a_tenth_of_a_second() {
+        let with = |us: u64| Config::from_settings(Settings { answer_commit_period_us: us, ..Settings::default() });
+        assert_eq!(Config::from_settings(Settings::default()).unwrap().answer_commit_period, Duration::from_millis(1));
+        assert_eq!(with(0).unwrap().answer_commit_period, Duration::ZERO, "0 starts each commit at once");
+        assert_eq!(with(100_000).unwrap().answer_commit_period, Duration::from_millis(100));
+        let e = with(100_001).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_ANSWER_COMMIT_PERIOD_US");
+        assert!(e.to_string().contains("at most 100000"), "{e}");
     }
 
     #[test]

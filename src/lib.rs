@@ -11,6 +11,7 @@
 //! - `worker`: what each queued job does.
 //! - `app`: wiring of one process role (serve, api, worker).
 //! - `cli`: the `hejnal` command; `memory`: the allocator's limits, set before it starts.
+//! - `precise_sleep`: a sleep to the microsecond (tokio's timer counts in milliseconds).
 //! - `bench`: `hejnal bench`, measurements with local sinks.
 //! - `testkit`: those sinks (SMTP server, SMS gateway, push receiver), shared with the tests.
 //!
@@ -27,6 +28,7 @@ pub mod memory;
 pub mod messages;
 pub mod notices;
 pub mod pages;
+pub mod precise_sleep;
 pub mod residents;
 pub mod store;
 pub mod surveys;

@@ -8,12 +8,17 @@
 //! If a commit fails, every answer of that batch is refused (503) and none of it is stored:
 //! it was one transaction.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::{
     http::error::ApiError,
+    precise_sleep::PreciseSleep,
     store::{DynStore, NewResponse, Respondent, SavedResponse},
 };
 
@@ -41,9 +46,10 @@ pub struct AnswerBatcher {
 impl AnswerBatcher {
     /// Start the committer: `in_flight` commits at once (1 for SQLite, whose writes take
     /// turns anyway; a few for PostgreSQL, which commits them in parallel).
-    pub fn start(store: DynStore, in_flight: usize) -> AnswerBatcher {
+    /// Commits start at least `period` apart (see [`Pacing`]); zero starts each at once.
+    pub fn start(store: DynStore, in_flight: usize, period: Duration) -> AnswerBatcher {
         let (tx, rx) = mpsc::channel(WAITING_MAX);
-        tokio::spawn(commit_loop(store, rx, Arc::new(Semaphore::new(in_flight.max(1)))));
+        tokio::spawn(commit_loop(store, rx, Arc::new(Semaphore::new(in_flight.max(1))), Pacing::new(period)));
         AnswerBatcher { tx }
     }
 
@@ -65,10 +71,12 @@ impl AnswerBatcher {
     }
 }
 
-async fn commit_loop(store: DynStore, mut rx: mpsc::Receiver<Waiting>, in_flight: Arc<Semaphore>) {
+async fn commit_loop(store: DynStore, mut rx: mpsc::Receiver<Waiting>, in_flight: Arc<Semaphore>, mut pacing: Pacing) {
     while let Some(first) = rx.recv().await {
-        // Wait for a free commit slot first: whatever arrives meanwhile joins this batch.
+        // Wait for a free commit slot and this commit's turn first: whatever arrives meanwhile
+        // joins this batch.
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        pacing.wait_turn().await;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -81,6 +89,45 @@ async fn commit_loop(store: DynStore, mut rx: mpsc::Receiver<Waiting>, in_flight
             commit(&store, batch).await;
             drop(permit);
         });
+    }
+}
+
+/// Commits start at least a period apart. A commit costs the app and the database about the
+/// same whatever it holds, up to a few hundred answers, so under load small batches cost more
+/// per answer than big ones: at 70% of the maximum a commit held 8-13 answers against 70-77 at
+/// the maximum, and an answer cost the app 39-48 µs of CPU against 29-35 (`hejnal bench
+/// survey --backend embedded`). A lone answer, or the first after a quiet period, waits for
+/// nothing: the previous commit started more than a period ago.
+struct Pacing {
+    period: Duration,
+    timer: Option<PreciseSleep>,
+    last_start: Option<Instant>,
+}
+
+impl Pacing {
+    fn new(period: Duration) -> Pacing {
+        let timer = if period.is_zero() {
+            None
+        } else {
+            PreciseSleep::new()
+                .inspect_err(|e| tracing::warn!(error = %e, "no timer for the answer commits' pacing; each commit starts at once"))
+                .ok()
+        };
+        Pacing { period, timer, last_start: None }
+    }
+
+    /// Returns when the next commit may start, and counts it as started.
+    async fn wait_turn(&mut self) {
+        if let (Some(timer), Some(turn)) = (&self.timer, self.next_turn()) {
+            if let Err(e) = timer.until(turn).await {
+                tracing::warn!(error = %e, "the answer commits' pacing timer failed; this commit starts at once");
+            }
+        }
+        self.last_start = Some(Instant::now());
+    }
+
+    fn next_turn(&self) -> Option<Instant> {
+        self.last_start.map(|last| last + self.period)
     }
 }
 
@@ -135,6 +182,28 @@ mod tests {
 
     fn answer(who: i64) -> NewResponse {
         NewResponse { survey_id: 1, respondent: Respondent::Invitation(who), answers: "{}".into(), ip_digest: None, at: 1 }
+    }
+
+    #[tokio::test]
+    async fn commits_start_a_period_apart_and_the_first_after_a_quiet_period_at_once() {
+        let period = Duration::from_millis(20);
+        let mut pacing = Pacing::new(period);
+        assert_eq!(pacing.next_turn(), None, "the first commit waits for nothing");
+        pacing.wait_turn().await;
+        let first = pacing.last_start.unwrap();
+        pacing.wait_turn().await;
+        let gap = pacing.last_start.unwrap() - first;
+        assert!(gap >= period, "the second commit started {gap:?} after the first");
+        tokio::time::sleep(period * 2).await;
+        assert!(pacing.next_turn().unwrap() <= Instant::now(), "after a quiet period the next commit starts at once");
+    }
+
+    #[tokio::test]
+    async fn with_no_period_each_commit_starts_at_once() {
+        let mut pacing = Pacing::new(Duration::ZERO);
+        assert!(pacing.timer.is_none(), "no timer, so no wait");
+        pacing.wait_turn().await;
+        assert_eq!(pacing.next_turn(), pacing.last_start, "the next turn is the moment the last one started");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! answers (the maximum), and at a fixed rate, where each request has its moment on a
 //! schedule and its latency counts from that moment, so a server falling behind shows in
 //! the latencies instead of slowing the load (no coordinated omission). The fixed rate's sends
-//! are timed to the microsecond (`precise.rs`), on a grid of 250 µs: tokio's timer sent each
+//! are timed to the microsecond (`src/precise_sleep.rs`), on a grid of 250 µs: tokio's timer sent each
 //! about a millisecond late, and that millisecond counted as the app's.
 
 use std::{
@@ -22,7 +22,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::precise::PreciseSleep;
+use crate::precise_sleep::PreciseSleep;
 
 /// What one phase measured.
 #[derive(Default)]

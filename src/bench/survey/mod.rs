@@ -7,7 +7,6 @@
 
 mod load;
 mod others;
-mod precise;
 mod report;
 
 use std::{collections::HashSet, net::SocketAddr, process::ExitCode, sync::Arc};

@@ -1,14 +1,15 @@
-//! A sleep to the microsecond for the load generator's fixed rate. tokio's timer wheel counts
-//! in whole milliseconds and rounds a deadline up to the next one (tokio issues #5021, #6866):
-//! with it, each request went out about a millisecond after its moment, and since latency
-//! counts from the moment, that millisecond was charged to the app. A Linux `timerfd` fires at
-//! its time to within microseconds and wakes the runtime through its epoll like any socket.
-//! Elsewhere than on Linux the bench falls back to tokio's timer.
+//! A sleep to the microsecond. tokio's timer wheel counts in whole milliseconds and rounds a
+//! deadline up to the next one (tokio issues #5021, #6866). The survey bench's load generator
+//! sent each request about a millisecond after its moment with it, and since latency counts
+//! from the moment, that millisecond was charged to the app; the answer batcher's pacing
+//! (`surveys/batcher.rs`) waits for less than a millisecond at a time. A Linux `timerfd` fires
+//! at its time to within microseconds and wakes the runtime through its epoll like any socket.
+//! Elsewhere than on Linux this falls back to tokio's timer.
 
 #[cfg(not(target_os = "linux"))]
-pub(super) use tokio_timer::PreciseSleep;
+pub use tokio_timer::PreciseSleep;
 #[cfg(target_os = "linux")]
-pub(super) use timerfd::PreciseSleep;
+pub use timerfd::PreciseSleep;
 
 #[cfg(target_os = "linux")]
 mod timerfd {
@@ -20,7 +21,7 @@ mod timerfd {
 
     use tokio::io::unix::AsyncFd;
 
-    /// One timer, for one connection's task: armed for each request in turn.
+    /// One timer, for one task: armed for each wait in turn.
     pub struct PreciseSleep {
         fd: AsyncFd<OwnedFd>,
     }
