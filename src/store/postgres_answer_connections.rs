@@ -14,9 +14,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 
 use super::{StoreError, StoreResult};
+
+/// The pool's options, with a statement timeout: a commit that waits on a lock (a long
+/// transaction elsewhere, a table lock) is cancelled by the server, so nothing of its batch is
+/// stored and each of its answers hears 503, as on SQLite after its busy timeout.
+fn answer_connect_options(pool: &PgPool) -> PgConnectOptions {
+    let limit = format!("{}ms", super::LOCK_WAIT_LIMIT.as_millis());
+    pool.connect_options().as_ref().clone().options([("statement_timeout", limit)])
+}
 
 /// A connection idle longer than this is pinged before it is used.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -38,7 +46,7 @@ impl AnswerConnections {
                     return Ok(conn);
                 }
             }
-            pool.connect_options().connect().await
+            answer_connect_options(pool).connect().await
         };
         match tokio::time::timeout(pool.options().get_acquire_timeout(), checked_or_new).await {
             Ok(conn) => Ok(conn?),

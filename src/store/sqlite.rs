@@ -1,6 +1,6 @@
 //! The SQLite store: WAL, one file, created on first start.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{str::FromStr, sync::Arc};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -45,7 +45,7 @@ impl SqliteStore {
             // last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(super::LOCK_WAIT_LIMIT)
             // 256 KiB of page cache per connection, not SQLite's 2 MB: the OS caches the file
             // anyway, and every connection's cache counts in RSS (1M bench: 100 MB -> 79 MB).
             .pragma("cache_size", "-256")

@@ -110,6 +110,37 @@ both_backends! {
     }
 }
 
+/// PostgreSQL only: its answer commits run with a statement timeout. (On SQLite a write waits
+/// its busy timeout once it has the writer connection, so one queued behind other writes
+/// waits for theirs first.)
+mod an_answer_whose_commit_waits_on_a_lock_past_the_limit_is_refused_and_not_stored {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_postgres_and_redis() {
+        let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
+        use hejnal::store::LOCK_WAIT_LIMIT;
+        let desk = unlimited(&env).await;
+        let id = create(&desk, &survey("zablokowana")).await;
+        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+
+        // Another session keeps the table locked for longer than the limit: the resident hears
+        // 503 after the limit, not never.
+        let hold = Hold::take(&env).await;
+        let started = std::time::Instant::now();
+        let answered = tokio::time::timeout(LOCK_WAIT_LIMIT * 3, respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": true}}))).await;
+        let waited = started.elapsed();
+        hold.release().await;
+        let (status, refused) = answered.unwrap_or_else(|_| panic!("no answer after {waited:?} while the lock was held"));
+        assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+        assert!(waited >= LOCK_WAIT_LIMIT - std::time::Duration::from_secs(1), "refused after {waited:?}, before the lock wait ran out");
+        assert_eq!(stored(&desk, id, &browser(1)).await, None, "a refused answer is not stored");
+
+        assert_eq!(respond(&desk, id, &json!({"browser_token": browser(2), "answers": {"q1": false}})).await.0, 201, "once the lock is gone, answers are stored");
+        assert!(stored(&desk, id, &browser(2)).await.is_some());
+    }
+}
+
 /// PostgreSQL only: the answer commits keep connections of their own, outside the pool.
 mod an_answer_after_the_database_ended_every_connection_is_stored {
     use super::*;
