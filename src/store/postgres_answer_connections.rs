@@ -78,3 +78,36 @@ impl AnswerConnections {
         self.idle.lock().expect("the answer connections' lock is never held across a panic")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    use super::AnswerConnections;
+    use crate::store::StoreError;
+
+    /// A server that accepts the connection and then says nothing: a TCP connect succeeds,
+    /// the startup never ends. Taking a connection must give up at the pool's acquire timeout
+    /// rather than hold the batch's residents until TCP does.
+    #[tokio::test]
+    async fn taking_a_connection_from_a_silent_server_gives_up_at_the_pools_acquire_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let options = PgConnectOptions::new().host("127.0.0.1").port(port).username("hejnal");
+        let pool = PgPoolOptions::new().acquire_timeout(Duration::from_millis(500)).connect_lazy_with(options);
+        let started = Instant::now();
+        let taken = tokio::time::timeout(Duration::from_secs(10), AnswerConnections::default().take(&pool)).await.expect("still waiting after 10 s");
+        let waited = started.elapsed();
+        assert!(matches!(taken, Err(StoreError::Database(sqlx::Error::PoolTimedOut))), "{taken:?}");
+        assert!(waited >= Duration::from_millis(500), "gave up after {waited:?}, before the timeout");
+        silent.abort();
+    }
+}
