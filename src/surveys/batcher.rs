@@ -118,10 +118,10 @@ impl Pacing {
 
     /// Returns when the next commit may start, and counts it as started.
     async fn wait_turn(&mut self) {
-        if let (Some(timer), Some(turn)) = (&self.timer, self.next_turn()) {
-            if let Err(e) = timer.until(turn).await {
-                tracing::warn!(error = %e, "the answer commits' pacing timer failed; this commit starts at once");
-            }
+        if let (Some(timer), Some(turn)) = (&self.timer, self.next_turn())
+            && let Err(e) = timer.until(turn).await
+        {
+            tracing::warn!(error = %e, "the answer commits' pacing timer failed; this commit starts at once");
         }
         self.last_start = Some(Instant::now());
     }
