@@ -324,7 +324,7 @@ impl Config {
             return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS on SQLite"));
         }
         if s.answer_commit_period_us > MAX_ANSWER_COMMIT_PERIOD_US {
-            return Err(wrong("answer_commit_period_us", "must be at most 100000 (0.1 s): an answer may wait this long for its commit to start"));
+            return Err(wrong("answer_commit_period_us", format!("must be at most {MAX_ANSWER_COMMIT_PERIOD_US} (0.1 s): an answer may wait this long for its commit to start")));
         }
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {

@@ -121,7 +121,6 @@ impl Queue {
         self.inner.wake(lane);
     }
 
-    /// Ready when both the backlog's database and the broker answer.
     /// Close the broker's connections cleanly, once the workers and the pump have stopped: the
     /// embedded broker's SQLite file is checkpointed as its last connection closes. (Redis's
     /// connections close as they are dropped.)
@@ -131,6 +130,7 @@ impl Queue {
         }
     }
 
+    /// Ready when both the backlog's database and the broker answer.
     pub async fn ping(&self) -> Result<()> {
         self.inner.broker.ping().await
     }

@@ -115,12 +115,12 @@ pub struct ProbeCounts {
     pub distinct: i64,
 }
 
-/// Roles of officials; what each may do is decided in the HTTP layer.
 /// How long a write waits for a lock another session holds before it is refused: SQLite's busy
 /// timeout, and the statement timeout of PostgreSQL's answer commits. A survey answer is
 /// answered 503 past it, and none of its batch is stored, rather than hanging its request.
 pub const LOCK_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Roles of officials; what each may do is decided in the HTTP layer.
 pub const ROLES: [&str; 4] = ["admin", "author", "approver", "analyst"];
 
 #[async_trait]

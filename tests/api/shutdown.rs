@@ -15,7 +15,7 @@ use tokio::{
 
 use crate::{
     helpers::{Backend, TestEnv},
-    surveys::{create, respond, unlimited},
+    surveys::{create, publish_open, respond, unlimited},
 };
 
 /// PostgreSQL's Terminate message: 'X' and its length, 4.
@@ -98,7 +98,7 @@ mod a_stopped_app_ends_every_database_session_with_a_terminate {
         // Work that opens the pool's connections and an answer commit's own one.
         let id = create(&desk, &json!({"title": {"pl": "Koniec"}, "slug": "koniec",
             "questions": [{"type": "yes_no", "required": true, "text": {"pl": "Czy?"}}]})).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         let (status, body) = respond(&desk, id, &json!({"browser_token": "przegladarka-koniec", "answers": {"q1": true}})).await;
         assert_eq!(status, 201, "{body}");
 

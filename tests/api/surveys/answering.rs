@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{browser, create, publish, respond, results};
+use super::{browser, create, publish, publish_open, respond, results};
 use crate::{both_backends, notices::Desk, residents::Kit};
 
 fn conditional(slug: &str) -> Value {
@@ -91,7 +91,7 @@ both_backends! {
     async fn a_closed_or_not_yet_open_survey_refuses_answers_clearly(env) {
         let desk = Desk::open(Kit::start(&env).await).await;
         let id = create(&desk, &conditional("zamknieta")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         let (status, _) = respond(&desk, id, &json!({"answers": {"q1": false}})).await;
         assert_eq!(status, 201);
         let (cookie, csrf, _) = open_page(&desk, "/s/open/zamknieta", None).await;
@@ -126,7 +126,7 @@ both_backends! {
     async fn open_answers_are_rate_limited_per_address(env) {
         let desk = Desk::open(Kit::start(&env).await).await;
         let id = create(&desk, &conditional("limit")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         let mut statuses = Vec::new();
         for _ in 0..30 {
             statuses.push(respond(&desk, id, &json!({"answers": {"q1": false}})).await.0);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use hejnal::{residents::secrets::digest, store::Respondent};
 use serde_json::{Value, json};
 
-use super::{create, respond, results, unlimited};
+use super::{create, publish_open, respond, results, unlimited};
 use crate::{both_backends, helpers::{Backend, TestEnv}, notices::Desk};
 
 fn survey(slug: &str) -> Value {
@@ -34,7 +34,7 @@ both_backends! {
     async fn concurrent_answers_are_all_stored_and_the_last_answer_of_a_respondent_wins(env) {
         let desk = unlimited(&env).await;
         let id = create(&desk, &survey("tramwaje")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         // 200 residents answer at once; one of them, 50 times.
         let sends = (0..250).map(|i| {
             let who = if i < 200 { browser(i) } else { browser(0) };
@@ -72,7 +72,7 @@ both_backends! {
     async fn no_answer_is_acknowledged_before_its_commit_and_a_failed_commit_stores_none_of_its_answers(env) {
         let desk = unlimited(&env).await;
         let id = create(&desk, &survey("po-zatwierdzeniu")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         poison_answers_containing("trucizna", &env).await;
 
         // A commit the database refuses: 503, and nothing stored.
@@ -114,15 +114,16 @@ both_backends! {
 /// its busy timeout once it has the writer connection, so one queued behind other writes
 /// waits for theirs first.)
 mod an_answer_whose_commit_waits_on_a_lock_past_the_limit_is_refused_and_not_stored {
+    use hejnal::store::LOCK_WAIT_LIMIT;
+
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn on_postgres_and_redis() {
         let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
-        use hejnal::store::LOCK_WAIT_LIMIT;
         let desk = unlimited(&env).await;
         let id = create(&desk, &survey("zablokowana")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
 
         // Another session keeps the table locked for longer than the limit: the resident hears
         // 503 after the limit, not never.
@@ -150,7 +151,7 @@ mod an_answer_after_the_database_ended_every_connection_is_stored {
         let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
         let desk = unlimited(&env).await;
         let id = create(&desk, &survey("po-restarcie")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         assert_eq!(respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": true}})).await.0, 201);
 
         // What a restart of the database does to the app: every connection ends.
@@ -225,7 +226,7 @@ both_backends! {
         use hejnal::store::NewResponse;
         let desk = std::sync::Arc::new(unlimited(&env).await);
         let id = create(&desk, &survey("do-zamkniecia")).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         let answer = |n: usize, text: &str| NewResponse {
             survey_id: id, respondent: Respondent::Browser(digest(&browser(n))), answers: json!({"q1": true, "q2": text}).to_string(),
             ip_digest: None, at: hejnal::store::now_ms(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{browser, create, respond};
+use super::{browser, create, publish_open, respond};
 use crate::{both_backends, helpers::eventually, notices::Desk, residents::Kit};
 
 fn consultation(slug: &str, closes_in: Duration) -> Value {
@@ -127,7 +127,7 @@ both_backends! {
     async fn comments_are_limited_per_address(env) {
         let desk = Desk::open(Kit::start_with(&env, |s| s.comment_rate_per_hour = 2).await).await;
         let id = create(&desk, &consultation("limit", Duration::from_secs(86_400))).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         let mut statuses = Vec::new();
         for i in 0..4 {
             statuses.push(desk.kit.post("/api/v1/consultations/limit/comments", &json!({"text": format!("uwaga {i}")})).await.status().as_u16());
@@ -142,7 +142,7 @@ both_backends! {
     async fn after_the_period_officials_publish_a_report_page_with_the_results(env) {
         let desk = crate::surveys::unlimited(&env).await;
         let id = create(&desk, &consultation("raport", Duration::from_secs(4))).await;
-        desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+        publish_open(&desk, id).await;
         for (q1, q2) in [(1, true), (1, false), (3, true)] {
             let (status, body) = respond(&desk, id, &json!({"answers": {"q1": q1, "q2": q2, "q3": "uwaga"}})).await;
             assert_eq!(status, 201, "{body}");

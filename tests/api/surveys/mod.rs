@@ -74,6 +74,12 @@ pub async fn publish(desk: &Desk, id: i64, audience: Value) -> Value {
     published
 }
 
+/// Publish `id` with no audience: open to anyone, no invitations sent.
+pub async fn publish_open(desk: &Desk, id: i64) {
+    let (status, published) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &json!({})).await;
+    assert_eq!(status, 200, "{published}");
+}
+
 /// The invitation token in a text: what follows `/s/`.
 pub fn token_in(text: &str) -> String {
     let link = crate::residents::link_after(text, "/s/");
