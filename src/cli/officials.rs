@@ -59,8 +59,10 @@ pub async fn run_officials(cmd: OfficialsCommand, config: Config) -> anyhow::Res
     }
     let hash = hash_password(&password)?;
     let store = app::open_store(&config).await?;
-    store.add_official(&email, &role, &hash).await.context("cannot add the official")?;
+    let added = store.add_official(&email, &role, &hash).await.context("cannot add the official");
+    // Closed on failure too: SQLite checkpoints its log on close.
     store.close().await;
+    added?;
     if generated {
         println!("{password}");
         eprintln!("official {email} ({role}) created; the password above is shown once");
@@ -72,9 +74,16 @@ pub async fn run_officials(cmd: OfficialsCommand, config: Config) -> anyhow::Res
 
 pub async fn run_tokens(cmd: TokensCommand, config: Config) -> anyhow::Result<ExitCode> {
     let store = app::open_store(&config).await?;
+    let done = change_tokens(&store, cmd, config.token_ttl_days).await;
+    // Closed on failure too: SQLite checkpoints its log on close.
+    store.close().await;
+    done.map(|()| ExitCode::SUCCESS)
+}
+
+async fn change_tokens(store: &crate::store::DynStore, cmd: TokensCommand, default_days: u32) -> anyhow::Result<()> {
     match cmd {
         TokensCommand::Create { official, days } => {
-            let days = days.unwrap_or(config.token_ttl_days);
+            let days = days.unwrap_or(default_days);
             if days == 0 {
                 bail!("--days: must be at least 1");
             }
@@ -92,8 +101,7 @@ pub async fn run_tokens(cmd: TokensCommand, config: Config) -> anyhow::Result<Ex
             eprintln!("token revoked");
         }
     }
-    store.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn looks_like_email(s: &str) -> bool {
