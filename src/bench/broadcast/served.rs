@@ -49,13 +49,10 @@ impl Served {
     /// answers 200.
     pub(super) async fn start(config: &Config) -> anyhow::Result<Served> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(std::env::current_exe().context("the bench's own executable")?)
-            .arg("serve")
-            .envs(environment(config, port))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start `hejnal serve`")?;
+        let mut command = std::process::Command::new(std::env::current_exe().context("the bench's own executable")?);
+        command.arg("serve").envs(environment(config, port)).stdin(Stdio::null());
+        die_with_parent(&mut command);
+        let child = Command::from(command).kill_on_drop(true).spawn().context("cannot start `hejnal serve`")?;
         let mut served = Served { child, base_url: format!("http://127.0.0.1:{port}") };
         served.ready().await?;
         Ok(served)
@@ -102,5 +99,48 @@ impl Served {
             }
         }
         Ok(())
+    }
+}
+
+/// The child gets SIGTERM when the thread that started it ends, so a bench that is killed
+/// (SIGKILL, where `kill_on_drop` never runs) does not leave a service behind holding its port
+/// and database. The bench starts it from a runtime worker thread, which lives as long as the
+/// bench does.
+fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec this calls only prctl(2) and getppid(2), both
+    // async-signal-safe, and allocates nothing.
+    let bench = std::process::id() as libc::pid_t;
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The bench may have died before prctl: then nobody would send the signal.
+            if libc::getppid() != bench {
+                return Err(std::io::Error::other("the bench ended before its service started"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    /// The spawning thread stands in for the bench: when it ends, the child is signalled.
+    #[test]
+    fn the_service_is_terminated_when_its_starter_ends() {
+        let mut child = std::thread::spawn(|| {
+            let mut command = std::process::Command::new("sleep");
+            command.arg("60");
+            super::die_with_parent(&mut command);
+            command.spawn().unwrap()
+        })
+        .join()
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "sleep 60 ended by {status:?}");
     }
 }
