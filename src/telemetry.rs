@@ -13,7 +13,9 @@ pub fn init_logs(level: &str, json: bool) {
     let _ = if json {
         registry.with(fmt::layer().json().with_current_span(true).with_writer(std::io::stderr)).try_init()
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+        // Colours only on a terminal: a journal or a log file would keep the escape codes.
+        let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        registry.with(fmt::layer().with_ansi(colours).with_writer(std::io::stderr)).try_init()
     };
 }
 

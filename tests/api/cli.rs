@@ -100,16 +100,17 @@ async fn officials_and_tokens_from_the_command_line() {
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("--official"));
 }
 
-#[tokio::test]
-async fn json_logs_are_one_json_object_per_line() {
-    let Some(env) = TestEnv::new(Backend::Embedded).await else { return };
+/// Start `hejnal serve` with the log format given and return its "HTTP listening" line, read
+/// through a pipe as a log collector reads it, and the port it listens on.
+async fn listening_log_line(format: &str) -> Option<(String, u16)> {
+    let env = TestEnv::new(Backend::Embedded).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = hejnal()
         .arg("serve")
         .env("DATABASE_URL", &env.database_url)
         .env("HEJNAL_QUEUE_URL", &env.queue_url)
         .env("HEJNAL_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HEJNAL_LOG_FORMAT", "json")
+        .env("HEJNAL_LOG_FORMAT", format)
         .env("HEJNAL_LOG_LEVEL", "info")
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
@@ -126,10 +127,25 @@ async fn json_logs_are_one_json_object_per_line() {
     let line = reader.join().unwrap().expect("a log line saying the server listens");
     let _ = child.kill();
     let _ = child.wait();
+    Some((line, port))
+}
+
+#[tokio::test]
+async fn json_logs_are_one_json_object_per_line() {
+    let Some((line, port)) = listening_log_line("json").await else { return };
     let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     assert_eq!(entry["level"], "INFO");
     assert_eq!(entry["fields"]["message"], "HTTP listening");
     assert!(entry["fields"]["addr"].as_str().unwrap().ends_with(&port.to_string()));
+}
+
+/// Logs written to a pipe or a file carry no terminal colour codes (a journal or a log file
+/// would show them as `[2m…[0m`).
+#[tokio::test]
+async fn text_logs_to_a_pipe_are_plain_text() {
+    let Some((line, port)) = listening_log_line("text").await else { return };
+    assert!(!line.contains('\u{1b}'), "escape codes in {line:?}");
+    assert!(line.contains(" INFO ") && line.contains(&format!("addr=127.0.0.1:{port}")), "{line:?}");
 }
 
 /// The broadcast bench, small: sinks, seeding, `hejnal serve` in its own process, a campaign, an
