@@ -130,7 +130,7 @@ impl Application {
             let public_url = state.config.public_url.clone();
             tokio::spawn(async move {
                 tracing::info!(addr = %listener.local_addr()?, %public_url, "HTTP listening");
-                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
                 // Each response leaves at once, whatever its size: with Nagle's algorithm a
                 // response's last partial segment can wait for the client's delayed ACK (40 ms).
                 let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -27,7 +27,7 @@ mod subscriptions;
 mod survey_pages;
 mod surveys;
 
-use axum::{Json, Router, http::HeaderName, middleware, routing::get};
+use axum::{Json, http::HeaderName, middleware, routing::get};
 use tower_http::{
     request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -39,8 +39,11 @@ pub use state::AppState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+/// The whole HTTP application: the routes, wrapped once in the layers every request passes.
+/// The request id and tracing wrap the router as a whole; `Router::layer` would wrap each route
+/// in them, and every request would box a service and a future per layer (an answer of a
+/// survey burst made some 70 allocations). Metrics stay per route: they need the matched route.
+pub fn app(state: AppState) -> impl tower::Service<axum::extract::Request, Response = axum::response::Response, Error = std::convert::Infallible, Future: Send> + Clone + Send + Sync + 'static {
     // Public endpoints residents reach without an account are rate-limited per address.
     let public = OpenApiRouter::new()
         .merge(subscriptions::router())
@@ -62,18 +65,22 @@ pub fn app(state: AppState) -> Router {
         .split_for_parts();
     let spec = Json(openapi::finish(spec, &rate_limited));
     let pages = pages::router().merge(survey_pages::router()).merge(consultation_pages::router()).layer(middleware::from_fn_with_state(state.limiter.clone(), ratelimit::limit));
-    router
+    let router = router
         .merge(pages)
         .merge(dev::router())
         .route("/api/v1/openapi.json", get(move || std::future::ready(spec.clone())))
         .route("/metrics", get(metrics::render))
         .fallback(error::no_such_route)
         .with_state(state)
-        .layer(middleware::from_fn(metrics::track))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(middleware::from_fn(metrics::track));
+    tower::ServiceBuilder::new()
+        // Tracing wraps the body to see its end; the server takes one body type.
+        .map_response(|response: axum::http::Response<_>| response.map(axum::body::Body::new))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), request_id::MakeRandomRequestId))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), request_id::MakeRandomRequestId))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .service(router)
 }
