@@ -61,6 +61,10 @@ both_backends! {
         assert!(details[1]["message"].as_str().unwrap().contains("golf"));
         let not_json = kit.app.client.post(format!("{}/api/v1/subscriptions", kit.app.address)).header("content-type", "application/json").body("{").send().await.unwrap();
         assert_eq!(not_json.status(), 400);
+        let trailing = kit.app.client.post(format!("{}/api/v1/subscriptions", kit.app.address)).header("content-type", "application/json").body(r#"{"email": "a@example.com"} and more"#).send().await.unwrap();
+        assert_eq!(trailing.status(), 400, "a JSON value followed by more text is not a JSON body");
+        let err: Value = trailing.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "invalid_json", "{err}");
         // Nothing was stored or sent for any of these.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(kit.smtp.received().is_empty() && kit.sms.requests().is_empty());
