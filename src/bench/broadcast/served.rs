@@ -108,9 +108,9 @@ impl Served {
 /// bench does.
 fn die_with_parent(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec this calls only prctl(2) and getppid(2), both
-    // async-signal-safe, and allocates nothing.
     let bench = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec this calls only prctl(2) and getppid(2), both
+    // async-signal-safe, and allocates nothing (an OS error code needs no allocation).
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
@@ -118,7 +118,7 @@ fn die_with_parent(command: &mut std::process::Command) {
             }
             // The bench may have died before prctl: then nobody would send the signal.
             if libc::getppid() != bench {
-                return Err(std::io::Error::other("the bench ended before its service started"));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
