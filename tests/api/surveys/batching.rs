@@ -21,6 +21,14 @@ fn survey(slug: &str) -> Value {
     })
 }
 
+/// A desk without the public rate limit and the tram survey published open under `slug`.
+async fn open_tram_survey(env: &TestEnv, slug: &str) -> (Desk, i64) {
+    let desk = unlimited(env).await;
+    let id = create(&desk, &survey(slug)).await;
+    publish_open(&desk, id).await;
+    (desk, id)
+}
+
 /// A browser token of the test's own: `n` padded to the 16 characters a token needs.
 fn browser(n: usize) -> String {
     format!("przegladarka{n:06}")
@@ -32,9 +40,7 @@ async fn stored(desk: &Desk, id: i64, browser: &str) -> Option<String> {
 
 both_backends! {
     async fn concurrent_answers_are_all_stored_and_the_last_answer_of_a_respondent_wins(env) {
-        let desk = unlimited(&env).await;
-        let id = create(&desk, &survey("tramwaje")).await;
-        publish_open(&desk, id).await;
+        let (desk, id) = open_tram_survey(&env, "tramwaje").await;
         // 200 residents answer at once; one of them, 50 times.
         let sends = (0..250).map(|i| {
             let who = if i < 200 { browser(i) } else { browser(0) };
@@ -70,9 +76,7 @@ both_backends! {
 
 both_backends! {
     async fn no_answer_is_acknowledged_before_its_commit_and_a_failed_commit_stores_none_of_its_answers(env) {
-        let desk = unlimited(&env).await;
-        let id = create(&desk, &survey("po-zatwierdzeniu")).await;
-        publish_open(&desk, id).await;
+        let (desk, id) = open_tram_survey(&env, "po-zatwierdzeniu").await;
         poison_answers_containing("trucizna", &env).await;
 
         // A commit the database refuses: 503, and nothing stored.
@@ -121,9 +125,7 @@ mod an_answer_whose_commit_waits_on_a_lock_past_the_limit_is_refused_and_not_sto
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn on_postgres_and_redis() {
         let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
-        let desk = unlimited(&env).await;
-        let id = create(&desk, &survey("zablokowana")).await;
-        publish_open(&desk, id).await;
+        let (desk, id) = open_tram_survey(&env, "zablokowana").await;
 
         // Another session keeps the table locked for longer than the limit: the resident hears
         // 503 after the limit, not never.
@@ -149,9 +151,7 @@ mod an_answer_after_the_database_ended_every_connection_is_stored {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn on_postgres_and_redis() {
         let Some(env) = TestEnv::new(Backend::Scaled).await else { return };
-        let desk = unlimited(&env).await;
-        let id = create(&desk, &survey("po-restarcie")).await;
-        publish_open(&desk, id).await;
+        let (desk, id) = open_tram_survey(&env, "po-restarcie").await;
         assert_eq!(respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": true}})).await.0, 201);
 
         // What a restart of the database does to the app: every connection ends.
@@ -224,9 +224,8 @@ impl Hold {
 both_backends! {
     async fn a_close_waits_for_a_batch_being_written_and_no_answer_lands_after_it(env) {
         use hejnal::store::NewResponse;
-        let desk = std::sync::Arc::new(unlimited(&env).await);
-        let id = create(&desk, &survey("do-zamkniecia")).await;
-        publish_open(&desk, id).await;
+        let (desk, id) = open_tram_survey(&env, "do-zamkniecia").await;
+        let desk = std::sync::Arc::new(desk);
         let answer = |n: usize, text: &str| NewResponse {
             survey_id: id, respondent: Respondent::Browser(digest(&browser(n))), answers: json!({"q1": true, "q2": text}).to_string(),
             ip_digest: None, at: hejnal::store::now_ms(),
