@@ -186,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn commits_start_a_period_apart_and_the_first_after_a_quiet_period_at_once() {
-        let period = Duration::from_millis(20);
+        let period = Duration::from_millis(100);
         let mut pacing = Pacing::new(period);
         assert_eq!(pacing.next_turn(), None, "the first commit waits for nothing");
         pacing.wait_turn().await;
@@ -196,6 +196,12 @@ mod tests {
         assert!(gap >= period, "the second commit started {gap:?} after the first");
         tokio::time::sleep(period * 2).await;
         assert!(pacing.next_turn().unwrap() <= Instant::now(), "after a quiet period the next commit starts at once");
+        // And it does: a commit that waited a period from now would start 3 periods after the
+        // second; at once is 2 periods after it (a period of margin for a busy machine).
+        let second = pacing.last_start.unwrap();
+        pacing.wait_turn().await;
+        let third = pacing.last_start.unwrap() - second;
+        assert!(third < period * 3, "after a quiet period the commit started {third:?} after the one before");
     }
 
     #[tokio::test]
