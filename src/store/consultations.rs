@@ -14,8 +14,12 @@ pub trait Consultations: Send + Sync {
     async fn comment(&self, survey_id: i64, id: i64) -> StoreResult<Option<CommentRow>>;
     /// Decide a pending comment (`approved` or `rejected`), recording who, when and why, in
     /// one conditional update; None when it was not pending (or is not there).
+    /// Decide a pending comment, with the moderator's audit entry in the same transaction; None
+    /// (and no entry) unless it was pending.
     async fn moderate_comment(&self, survey_id: i64, id: i64, m: &Moderation) -> StoreResult<Option<CommentRow>>;
     /// Publish the report; None when one was already published.
+    /// The report and its author's audit entry, in one transaction; None (and no entry) when
+    /// the consultation already has one.
     async fn publish_report(&self, r: &ReportRow) -> StoreResult<Option<ReportRow>>;
     async fn report(&self, survey_id: i64) -> StoreResult<Option<ReportRow>>;
 }
@@ -52,6 +56,11 @@ pub struct Moderation {
     pub reason: Option<String>,
     pub moderator_id: i64,
     pub at: i64,
+}
+
+/// The audit action of a moderation decision.
+pub(crate) fn moderation_action(decision: &str) -> &'static str {
+    if decision == "approved" { "consultations.comment.approved" } else { "consultations.comment.rejected" }
 }
 
 /// A published report: `summary` (per language) and `results` as JSON.
@@ -104,16 +113,32 @@ macro_rules! consultation_queries {
                     .push(", reason = ").push_bind(m.reason.clone())
                     .push(" WHERE state = 'pending' AND survey_id = ").push_bind(survey_id).push(" AND id = ").push_bind(id)
                     .push(" RETURNING ").push($crate::store::consultations::COMMENT_COLUMNS);
-                Ok(b.build_query_as().fetch_optional(&self.pool).await?)
+                let mut tx = self.begin_write().await?;
+                let row: Option<CommentRow> = b.build_query_as().fetch_optional(&mut *tx).await?;
+                let Some(row) = row else { return Ok(None) };
+                let entry = $crate::store::AuditEntry {
+                    official_id: m.moderator_id,
+                    action: $crate::store::consultations::moderation_action(m.decision),
+                    subject: format!("survey {survey_id} comment {id}"),
+                };
+                $crate::store::notices::insert_audit!(tx, entry, m.at);
+                tx.commit().await?;
+                Ok(Some(row))
             }
 
             async fn publish_report(&self, r: &ReportRow) -> StoreResult<Option<ReportRow>> {
-                Ok(sqlx::query_as(
+                let mut tx = self.begin_write().await?;
+                let saved: Option<ReportRow> = sqlx::query_as(
                     "INSERT INTO consultation_reports (survey_id, summary, results, comments, author_id, published_at)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (survey_id) DO NOTHING
                      RETURNING survey_id, summary, results, comments, author_id, published_at")
                     .bind(r.survey_id).bind(&r.summary).bind(&r.results).bind(r.comments).bind(r.author_id).bind(r.published_at)
-                    .fetch_optional(&self.pool).await?)
+                    .fetch_optional(&mut *tx).await?;
+                let Some(saved) = saved else { return Ok(None) };
+                let entry = $crate::store::AuditEntry { official_id: r.author_id, action: "consultations.report", subject: format!("survey {}", r.survey_id) };
+                $crate::store::notices::insert_audit!(tx, entry, r.published_at);
+                tx.commit().await?;
+                Ok(Some(saved))
             }
 
             async fn report(&self, survey_id: i64) -> StoreResult<Option<ReportRow>> {

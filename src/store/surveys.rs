@@ -10,16 +10,20 @@ use super::{StoreResult, surveys_types::*};
 
 #[async_trait]
 pub trait Surveys: Send + Sync {
-    async fn create_survey(&self, d: &SurveyDraft, author_id: i64, now: i64) -> StoreResult<i64>;
-    /// Replace a draft's texts and questions; None unless it is still a draft.
-    async fn update_draft(&self, id: i64, d: &SurveyDraft, now: i64) -> StoreResult<Option<SurveyRow>>;
+    /// A new draft by `audit.official_id`, with its audit entry.
+    async fn create_survey(&self, d: &SurveyDraft, audit: SurveyAudit, now: i64) -> StoreResult<i64>;
+    /// Replace a draft's texts and questions, with the audit entry; None (and no entry) unless
+    /// it is still a draft.
+    async fn update_draft(&self, id: i64, d: &SurveyDraft, audit: SurveyAudit, now: i64) -> StoreResult<Option<SurveyRow>>;
     async fn survey(&self, id: i64) -> StoreResult<Option<SurveyRow>>;
     async fn survey_by_slug(&self, slug: &str) -> StoreResult<Option<SurveyRow>>;
     async fn surveys(&self, limit: i64) -> StoreResult<Vec<SurveyRow>>;
-    /// See [`SurveyPublish`]; None when the survey is not in one of `p.from`.
-    async fn publish_survey(&self, id: i64, p: &SurveyPublish, now: i64) -> StoreResult<Option<SurveyRow>>;
-    /// Close a published survey; invitations still waiting to be sent are cancelled.
-    async fn close_survey(&self, id: i64, now: i64) -> StoreResult<Option<SurveyRow>>;
+    /// See [`SurveyPublish`], with the audit entry; None (and no entry) when the survey is not
+    /// in one of `p.from`.
+    async fn publish_survey(&self, id: i64, p: &SurveyPublish, audit: SurveyAudit, now: i64) -> StoreResult<Option<SurveyRow>>;
+    /// Close a published survey, with the audit entry; invitations still waiting to be sent
+    /// are cancelled.
+    async fn close_survey(&self, id: i64, audit: SurveyAudit, now: i64) -> StoreResult<Option<SurveyRow>>;
     /// The survey whose invitations a notice carries.
     async fn survey_of_notice(&self, notice_id: i64) -> StoreResult<Option<i64>>;
     /// One invitation per resident the notice's fan-out reached (existing ones stay), with
@@ -112,25 +116,35 @@ macro_rules! survey_queries {
     ($store:ty, $db:ty, $backlog_insert:path) => {
         #[async_trait::async_trait]
         impl $crate::store::surveys::Surveys for $store {
-            async fn create_survey(&self, d: &SurveyDraft, author_id: i64, now: i64) -> StoreResult<i64> {
+            async fn create_survey(&self, d: &SurveyDraft, audit: SurveyAudit, now: i64) -> StoreResult<i64> {
+                let mut tx = self.begin_write().await?;
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO surveys (kind, state, slug, spec, opens_at, closes_at, author_id, created_at, updated_at)
                      VALUES ($1, 'draft', $2, $3, $4, $5, $6, $7, $7) RETURNING id")
-                    .bind(&d.kind).bind(&d.slug).bind(&d.spec).bind(d.opens_at).bind(d.closes_at).bind(author_id).bind(now)
-                    .fetch_one(&self.pool).await
+                    .bind(&d.kind).bind(&d.slug).bind(&d.spec).bind(d.opens_at).bind(d.closes_at).bind(audit.official_id).bind(now)
+                    .fetch_one(&mut *tx).await
                     .map_err(|e| $crate::store::common::unique_violation(e, "a survey with this slug"))?;
+                let entry = audit.entry(id);
+                $crate::store::notices::insert_audit!(tx, entry, now);
+                tx.commit().await?;
                 Ok(id)
             }
 
-            async fn update_draft(&self, id: i64, d: &SurveyDraft, now: i64) -> StoreResult<Option<SurveyRow>> {
+            async fn update_draft(&self, id: i64, d: &SurveyDraft, audit: SurveyAudit, now: i64) -> StoreResult<Option<SurveyRow>> {
+                let mut tx = self.begin_write().await?;
                 let mut b = sqlx::QueryBuilder::<$db>::new("UPDATE surveys SET kind = ");
                 b.push_bind(d.kind.clone()).push(", slug = ").push_bind(d.slug.clone()).push(", spec = ").push_bind(d.spec.clone())
                     .push(", opens_at = ").push_bind(d.opens_at).push(", closes_at = ").push_bind(d.closes_at)
                     .push(", updated_at = ").push_bind(now)
                     .push(" WHERE state = 'draft' AND id = ").push_bind(id)
                     .push(" RETURNING ").push($crate::store::surveys::SURVEY_COLUMNS);
-                b.build_query_as().fetch_optional(&self.pool).await
-                    .map_err(|e| $crate::store::common::unique_violation(e, "a survey with this slug"))
+                let row: Option<SurveyRow> = b.build_query_as().fetch_optional(&mut *tx).await
+                    .map_err(|e| $crate::store::common::unique_violation(e, "a survey with this slug"))?;
+                let Some(row) = row else { return Ok(None) };
+                let entry = audit.entry(id);
+                $crate::store::notices::insert_audit!(tx, entry, now);
+                tx.commit().await?;
+                Ok(Some(row))
             }
 
             async fn survey(&self, id: i64) -> StoreResult<Option<SurveyRow>> {
@@ -151,7 +165,7 @@ macro_rules! survey_queries {
                 Ok(b.build_query_as().fetch_all(&self.pool).await?)
             }
 
-            async fn publish_survey(&self, id: i64, p: &SurveyPublish, now: i64) -> StoreResult<Option<SurveyRow>> {
+            async fn publish_survey(&self, id: i64, p: &SurveyPublish, audit: SurveyAudit, now: i64) -> StoreResult<Option<SurveyRow>> {
                 let mut tx = self.begin_write().await?;
                 let notice_id: Option<i64> = match &p.notice {
                     Some(inv) => {
@@ -190,11 +204,13 @@ macro_rules! survey_queries {
                         std::time::Duration::from_millis(inv.delay_ms.max(0) as u64));
                     $backlog_insert(&mut *tx, &[job]).await.map_err($crate::store::common::backlog_error)?;
                 }
+                let entry = audit.entry(id);
+                $crate::store::notices::insert_audit!(tx, entry, now);
                 tx.commit().await?;
                 Ok(row)
             }
 
-            async fn close_survey(&self, id: i64, now: i64) -> StoreResult<Option<SurveyRow>> {
+            async fn close_survey(&self, id: i64, audit: SurveyAudit, now: i64) -> StoreResult<Option<SurveyRow>> {
                 let mut tx = self.begin_write().await?;
                 // On PostgreSQL the update waits for the answer batches holding the row `FOR
                 // SHARE`, and makes those that come after it see the survey closed.
@@ -211,6 +227,8 @@ macro_rules! survey_queries {
                                  WHERE notice_id = $2 AND (status = 'queued' OR (status = 'sending' AND lease_until < $1))")
                         .bind(now).bind(nid).execute(&mut *tx).await?;
                 }
+                let entry = audit.entry(id);
+                $crate::store::notices::insert_audit!(tx, entry, now);
                 tx.commit().await?;
                 Ok(Some(row))
             }

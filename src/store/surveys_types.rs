@@ -24,6 +24,21 @@ pub struct SurveyRow {
     pub closed_at: Option<i64>,
 }
 
+/// Who changed a survey and how (`surveys.create`, `surveys.publish`, …): the store writes the
+/// audit entry (subject `survey {id}`) in the same transaction as the change, so a change is
+/// never left without its entry, and an entry that cannot be written undoes the change.
+#[derive(Debug, Clone, Copy)]
+pub struct SurveyAudit {
+    pub official_id: i64,
+    pub action: &'static str,
+}
+
+impl SurveyAudit {
+    pub fn entry(self, survey_id: i64) -> super::AuditEntry {
+        super::AuditEntry { official_id: self.official_id, action: self.action, subject: format!("survey {survey_id}") }
+    }
+}
+
 /// What `create_survey` and `update_draft` store.
 #[derive(Debug, Clone)]
 pub struct SurveyDraft {

@@ -119,7 +119,6 @@ pub async fn moderate(store: &DynStore, official: &Official, survey_id: i64, com
     let now = now_ms();
     let m = Moderation { decision, reason, moderator_id: official.id, at: now };
     if let Some(row) = store.moderate_comment(survey_id, comment_id, &m).await? {
-        store.audit(official.id, &format!("consultations.comment.{decision}"), &format!("survey {survey_id} comment {comment_id}"), 0, now).await?;
         return Ok(row);
     }
     match store.comment(survey_id, comment_id).await? {
@@ -214,10 +213,7 @@ pub async fn publish_report(store: &DynStore, official: &Official, survey_id: i6
         published_at: now,
     };
     match store.publish_report(&report).await? {
-        Some(saved) => {
-            store.audit(official.id, "consultations.report", &format!("survey {survey_id}"), 0, now).await?;
-            Ok(saved)
-        }
+        Some(saved) => Ok(saved),
         None => Err(ApiError::new(StatusCode::CONFLICT, "report_published", "this consultation's report is already published")),
     }
 }

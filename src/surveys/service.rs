@@ -13,7 +13,7 @@ use crate::{
     http::error::ApiError,
     notices::{DeliverySettings, spec::{Audience, check_audience}},
     residents::{ResidentsCtx, secrets},
-    store::{DynStore, InvitationNotice, InvitationRow, NewNotice, NewResponse, Official, Respondent, SavedResponse, SurveyDraft, SurveyPublish, SurveyRow, now_ms},
+    store::{DynStore, InvitationNotice, InvitationRow, NewNotice, NewResponse, Official, Respondent, SavedResponse, SurveyAudit, SurveyDraft, SurveyPublish, SurveyRow, now_ms},
 };
 
 /// Check and store a new draft.
@@ -21,8 +21,7 @@ pub async fn create(store: &DynStore, official: &Official, mut spec: SurveySpec)
     spec.normalise();
     spec.check(Utc::now())?;
     let now = now_ms();
-    let id = store.create_survey(&draft(&spec)?, official.id, now).await?;
-    store.audit(official.id, "surveys.create", &format!("survey {id}"), 0, now).await?;
+    let id = store.create_survey(&draft(&spec)?, audit(official, "surveys.create"), now).await?;
     load(store, id).await
 }
 
@@ -33,11 +32,8 @@ pub async fn replace_draft(store: &DynStore, official: &Official, id: i64, mut s
     spec.normalise();
     spec.check(Utc::now())?;
     let now = now_ms();
-    match store.update_draft(id, &draft(&spec)?, now).await? {
-        Some(row) => {
-            store.audit(official.id, "surveys.edit", &format!("survey {id}"), 0, now).await?;
-            Ok(row)
-        }
+    match store.update_draft(id, &draft(&spec)?, audit(official, "surveys.edit"), now).await? {
+        Some(row) => Ok(row),
         None => unpublished(&load(store, id).await?).map(|_| row),
     }
 }
@@ -113,12 +109,9 @@ pub async fn publish(store: &DynStore, settings: &DeliverySettings, official: &O
     } else {
         going_out(&spec, official.id, audience.as_ref(), audience_json, None, &["draft"], now)?
     };
-    match store.publish_survey(id, &publish, now).await? {
-        Some(row) => {
-            let action = if row.state == "pending" { "surveys.submit" } else { "surveys.publish" };
-            store.audit(official.id, action, &format!("survey {id}"), 0, now).await?;
-            Ok(row)
-        }
+    let action = if publish.to == "pending" { "surveys.submit" } else { "surveys.publish" };
+    match store.publish_survey(id, &publish, audit(official, action), now).await? {
+        Some(row) => Ok(row),
         None => settled(store, id, &["pending", "published"]).await,
     }
 }
@@ -161,11 +154,8 @@ pub async fn approve(store: &DynStore, official: &Official, id: i64) -> Result<S
     let audience: Option<Audience> = row.audience.as_deref().map(serde_json::from_str).transpose().map_err(ApiError::internal)?;
     let now = now_ms();
     let publish = going_out(&spec, row.author_id, audience.as_ref(), row.audience.clone(), Some(official.id), &["pending"], now)?;
-    match store.publish_survey(id, &publish, now).await? {
-        Some(row) => {
-            store.audit(official.id, "surveys.approve", &format!("survey {id}"), 0, now).await?;
-            Ok(row)
-        }
+    match store.publish_survey(id, &publish, audit(official, "surveys.approve"), now).await? {
+        Some(row) => Ok(row),
         None => settled(store, id, &["published"]).await,
     }
 }
@@ -221,13 +211,15 @@ async fn check_known_audience(store: &DynStore, a: &Audience) -> Result<(), ApiE
 pub async fn close(store: &DynStore, official: &Official, id: i64) -> Result<SurveyRow, ApiError> {
     load(store, id).await?;
     let now = now_ms();
-    match store.close_survey(id, now).await? {
-        Some(row) => {
-            store.audit(official.id, "surveys.close", &format!("survey {id}"), 0, now).await?;
-            Ok(row)
-        }
+    match store.close_survey(id, audit(official, "surveys.close"), now).await? {
+        Some(row) => Ok(row),
         None => settled(store, id, &["closed"]).await,
     }
+}
+
+/// The audit entry the store writes with `official`'s change.
+fn audit(official: &Official, action: &'static str) -> SurveyAudit {
+    SurveyAudit { official_id: official.id, action }
 }
 
 /// After a step that did not apply: fine if the survey already got there (a double click).

@@ -24,7 +24,7 @@ use super::{
 use crate::{
     app::{self, Application, Role},
     config::Config,
-    store::{DynStore, SurveyDraft, SurveyPublish, now_ms},
+    store::{DynStore, SurveyAudit, SurveyDraft, SurveyPublish, now_ms},
 };
 
 #[derive(Args, Debug, Clone)]
@@ -269,9 +269,10 @@ async fn publish_survey(store: &DynStore) -> anyhow::Result<i64> {
     });
     let now = now_ms();
     let draft = SurveyDraft { kind: "survey".into(), slug: None, spec: spec.to_string(), opens_at: None, closes_at: None };
-    let id = store.create_survey(&draft, official, now).await?;
+    let audit = SurveyAudit { official_id: official, action: "surveys.create" };
+    let id = store.create_survey(&draft, audit, now).await?;
     let publish = SurveyPublish { from: &["draft"], to: "published", audience: None, opens_at: now, approver_id: None, notice: None };
-    store.publish_survey(id, &publish, now).await?.context("the bench's survey was not published")?;
+    store.publish_survey(id, &publish, SurveyAudit { action: "surveys.publish", ..audit }, now).await?.context("the bench's survey was not published")?;
     Ok(id)
 }
 

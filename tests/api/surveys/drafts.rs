@@ -95,3 +95,58 @@ both_backends! {
         assert!(desk.kit.sms.requests()[0].json()["text"].as_str().unwrap().contains("/s/"));
     }
 }
+
+both_backends! {
+    async fn a_survey_change_whose_audit_entry_cannot_be_written_does_not_happen(env) {
+        let desk = Desk::open(Kit::start(&env).await).await;
+        let id = create(&desk, &every_type(None)).await;
+        let author = desk.store.survey(id).await.unwrap().unwrap().author_id;
+        let subject = format!("survey {id}");
+        let entries = |audit: Vec<(Option<i64>, String, String, i64)>| -> Vec<(Option<i64>, String)> {
+            audit.into_iter().filter(|a| a.2 == subject).map(|a| (a.0, a.1)).collect()
+        };
+        assert_eq!(entries(desk.store.recent_audit(20).await.unwrap()), [(Some(author), "surveys.create".to_owned())]);
+
+        // The database refuses the publish's audit entry: the survey stays a draft, with no
+        // invitation notice, and the official is told it failed.
+        refuse_audit(&env, "surveys.publish", true).await;
+        let audience = json!({"audience": {"districts": ["podgorze"], "channels": ["email"]}});
+        let (status, refused) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &audience).await;
+        assert_eq!(status, 500, "{refused}");
+        let (_, survey) = desk.call(&desk.author, reqwest::Method::GET, &format!("/api/v1/surveys/{id}"), None).await;
+        assert_eq!((survey["state"].as_str(), survey["invitation_notice_id"].as_i64()), (Some("draft"), None), "{survey}");
+
+        // Once the entry can be written, the same request publishes, and says so in the log.
+        refuse_audit(&env, "surveys.publish", false).await;
+        let (status, published) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/publish"), &audience).await;
+        assert_eq!((status, published["state"].as_str()), (200, Some("published")), "{published}");
+        let logged = entries(desk.store.recent_audit(20).await.unwrap());
+        assert_eq!(logged, [(Some(author), "surveys.publish".to_owned()), (Some(author), "surveys.create".to_owned())]);
+    }
+}
+
+/// A trigger that makes the database refuse audit entries of `action` (`on`), or its removal.
+async fn refuse_audit(env: &crate::helpers::TestEnv, action: &str, on: bool) {
+    use crate::helpers::Backend;
+    let sql = match (env.backend, on) {
+        (Backend::Embedded, true) => format!("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log WHEN NEW.action = '{action}' \
+                                               BEGIN SELECT RAISE(ABORT, 'audit refused'); END"),
+        (Backend::Embedded, false) => "DROP TRIGGER refuse_audit".to_owned(),
+        (Backend::Scaled, true) => format!("CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                                              IF NEW.action = '{action}' THEN RAISE EXCEPTION 'audit refused'; END IF; RETURN NEW; END $$; \
+                                            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit();"),
+        (Backend::Scaled, false) => "DROP TRIGGER refuse_audit ON audit_log; DROP FUNCTION refuse_audit()".to_owned(),
+    };
+    match env.backend {
+        Backend::Embedded => {
+            let pool = sqlx::SqlitePool::connect(&env.database_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Scaled => {
+            let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
