@@ -13,13 +13,11 @@ pub trait Consultations: Send + Sync {
     async fn comments(&self, survey_id: i64, state: Option<&str>, limit: i64) -> StoreResult<Vec<CommentRow>>;
     async fn comment(&self, survey_id: i64, id: i64) -> StoreResult<Option<CommentRow>>;
     /// Decide a pending comment (`approved` or `rejected`), recording who, when and why, in
-    /// one conditional update; None when it was not pending (or is not there).
-    /// Decide a pending comment, with the moderator's audit entry in the same transaction; None
-    /// (and no entry) unless it was pending.
+    /// one conditional update, with the moderator's audit entry in the same transaction; None
+    /// (and no entry) when it was not pending (or is not there).
     async fn moderate_comment(&self, survey_id: i64, id: i64, m: &Moderation) -> StoreResult<Option<CommentRow>>;
-    /// Publish the report; None when one was already published.
-    /// The report and its author's audit entry, in one transaction; None (and no entry) when
-    /// the consultation already has one.
+    /// Publish the report, with its author's audit entry in the same transaction; None (and
+    /// no entry) when one was already published.
     async fn publish_report(&self, r: &ReportRow) -> StoreResult<Option<ReportRow>>;
     async fn report(&self, survey_id: i64) -> StoreResult<Option<ReportRow>>;
 }
