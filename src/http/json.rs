@@ -37,7 +37,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {inner}"))
+                invalid_json(&inner)
             } else if path == "." {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", strip_position(&inner.to_string()))
             } else {
@@ -45,9 +45,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             }
         })?;
         // A value followed by more than whitespace: what the plain parse refused.
-        de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+        de.end().map_err(|e| invalid_json(&e))?;
         Ok(ApiJson(value))
     }
+}
+
+fn invalid_json(e: &serde_json::Error) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}"))
 }
 
 /// serde appends " at line 1 column 17", which means nothing to a caller.
