@@ -119,6 +119,23 @@ impl TestEnv {
         ]
     }
 
+    /// Run SQL of the test's own (triggers, functions) on its database, over a connection of
+    /// its own.
+    pub async fn execute_sql(&self, sql: String) {
+        match self.backend {
+            Backend::Embedded => {
+                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backend::Scaled => {
+                let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     pub async fn store(&self) -> DynStore {
         let store = store::connect(&self.database_url, 5).await.expect("store");
         store.migrate().await.expect("migrate");

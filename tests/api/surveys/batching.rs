@@ -173,21 +173,14 @@ mod an_answer_after_the_database_ended_every_connection_is_stored {
 
 /// A trigger that makes the database refuse any answer containing `word`.
 async fn poison_answers_containing(word: &str, env: &TestEnv) {
-    match env.backend {
-        Backend::Embedded => {
-            let pool = sqlx::SqlitePool::connect(&env.database_url).await.unwrap();
-            let sql = format!("CREATE TRIGGER poison BEFORE INSERT ON survey_responses WHEN NEW.answers LIKE '%{word}%' \
-                               BEGIN SELECT RAISE(ABORT, 'poisoned answer'); END");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
-        }
-        Backend::Scaled => {
-            let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-            let sql = format!("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                                 IF NEW.answers LIKE '%{word}%' THEN RAISE EXCEPTION 'poisoned answer'; END IF; RETURN NEW; END $$; \
-                               CREATE TRIGGER poison BEFORE INSERT ON survey_responses FOR EACH ROW EXECUTE FUNCTION poison();");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
-        }
-    }
+    let sql = match env.backend {
+        Backend::Embedded => format!("CREATE TRIGGER poison BEFORE INSERT ON survey_responses WHEN NEW.answers LIKE '%{word}%' \
+                                      BEGIN SELECT RAISE(ABORT, 'poisoned answer'); END"),
+        Backend::Scaled => format!("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                                      IF NEW.answers LIKE '%{word}%' THEN RAISE EXCEPTION 'poisoned answer'; END IF; RETURN NEW; END $$; \
+                                    CREATE TRIGGER poison BEFORE INSERT ON survey_responses FOR EACH ROW EXECUTE FUNCTION poison();"),
+    };
+    env.execute_sql(sql).await;
 }
 
 /// Another connection that keeps every answer from being written until released.
@@ -257,11 +250,10 @@ async fn slow_down_answers_containing(word: &str, env: &TestEnv) -> Option<Hold>
     match env.backend {
         Backend::Embedded => Some(Hold::take(env).await),
         Backend::Scaled => {
-            let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
             let sql = format!("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
                                  IF NEW.answers LIKE '%{word}%' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$; \
                                CREATE TRIGGER slow BEFORE INSERT ON survey_responses FOR EACH ROW EXECUTE FUNCTION slow();");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+            env.execute_sql(sql).await;
             None
         }
     }

@@ -137,16 +137,5 @@ async fn refuse_audit(env: &crate::helpers::TestEnv, action: &str, on: bool) {
                                             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit();"),
         (Backend::Scaled, false) => "DROP TRIGGER refuse_audit ON audit_log; DROP FUNCTION refuse_audit()".to_owned(),
     };
-    match env.backend {
-        Backend::Embedded => {
-            let pool = sqlx::SqlitePool::connect(&env.database_url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        Backend::Scaled => {
-            let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
+    env.execute_sql(sql).await;
 }
