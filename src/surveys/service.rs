@@ -1,7 +1,8 @@
 //! A survey's life: draft (edited freely) → publish (to an audience, at once, or after a
 //! second official when `HEJNAL_APPROVAL_FOR_SURVEYS` asks) → published → closed. Each step
-//! is one conditional update, so a double click changes a survey once. Publishing writes the
-//! invitation notice and its fan-out job in the same transaction. Answering checks the
+//! is one conditional update, so a double click changes a survey once, and writes its audit
+//! entry in the same transaction. Publishing writes the invitation notice and its fan-out job
+//! in that transaction too. Answering checks the
 //! answers, then stores them with `store.save_responses`, the one place answers are written.
 
 use axum::http::StatusCode;
