@@ -10,7 +10,8 @@
 //! - `messages`, `pages`: handlebars templates for messages and server-rendered pages.
 //! - `worker`: what each queued job does.
 //! - `app`: wiring of one process role (serve, api, worker).
-//! - `cli`: the `hejnal` command; `memory`: the allocator's limits, set before it starts.
+//! - `cli`: the `hejnal` command; `memory`: the allocator's limits, set before it starts;
+//!   `block_cache`: the global allocator (glibc's, hyper's read buffers kept per thread).
 //! - `precise_sleep`: a sleep to the microsecond (tokio's timer counts in milliseconds).
 //! - `bench`: `hejnal bench`, measurements with local sinks.
 //! - `testkit`: those sinks (SMTP server, SMS gateway, push receiver), shared with the tests.
@@ -19,6 +20,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod block_cache;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -35,3 +37,7 @@ pub mod surveys;
 pub mod telemetry;
 pub mod testkit;
 pub mod worker;
+
+/// Every binary and test that links the service allocates through it, as `hejnal serve` does.
+#[global_allocator]
+static ALLOCATOR: block_cache::BlockCachingAllocator = block_cache::BlockCachingAllocator;
