@@ -8,6 +8,11 @@
 //!
 //! Writers take turns on SQLite, and one statement is atomic, so a close cannot come between
 //! the survey check and the write.
+//!
+//! Each stored answer comes back as ONE text value, a JSON array, not five columns: sqlx copies
+//! every returned value on its SQLite thread (`sqlite3_value_dup`, two to three glibc
+//! allocations under an arena lock) and the commit frees them on a tokio worker, so each value
+//! was a cross-thread allocation contended by both sides (`docs/performance.md`, session 22).
 
 use serde::Serialize;
 
@@ -33,7 +38,7 @@ const UPSERT_ANSWERS: &str = "INSERT INTO survey_responses
         revision = survey_responses.revision + excluded.revision
      ON CONFLICT (survey_id, browser_hash) DO UPDATE SET answers = excluded.answers, updated_at = excluded.updated_at,
         ip_digest = excluded.ip_digest, revision = survey_responses.revision + excluded.revision
-     RETURNING survey_id, invitation_id, browser_hash, id, revision";
+     RETURNING json_array(survey_id, invitation_id, browser_hash, id, revision)";
 
 /// One answer as the statement reads it: survey, invitation or browser, ip digest, answers,
 /// revisions given in the batch, time.
@@ -49,10 +54,14 @@ impl SqliteStore {
         let now = judged_at(&last);
         let rows: Vec<Row> = last.iter().map(|(r, given)| row(r, *given)).collect();
         let json = serde_json::to_string(&rows).expect("numbers and strings serialise");
-        let stored: Vec<UpsertedRow> =
-            sqlx::query_as(UPSERT_ANSWERS).bind(json).bind(now).fetch_all(self.writes()).await?;
-        Ok(stored.into_iter().map(saved_response).collect())
+        let stored: Vec<String> = sqlx::query_scalar(UPSERT_ANSWERS).bind(json).bind(now).fetch_all(self.writes()).await?;
+        stored.iter().map(|row| upserted_row(row).map(saved_response)).collect()
     }
+}
+
+/// One returned row: the JSON array of `UPSERT_ANSWERS`'s `RETURNING`.
+fn upserted_row(text: &str) -> StoreResult<UpsertedRow> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(format!("a stored answer's row {text:?}: {e}").into()).into())
 }
 
 fn row(r: &NewResponse, given: i64) -> Row<'_> {
@@ -61,4 +70,17 @@ fn row(r: &NewResponse, given: i64) -> Row<'_> {
         Respondent::Browser(hash) => (None, Some(hash.as_str())),
     };
     Row(r.survey_id, invitation, browser, r.ip_digest.as_deref(), &r.answers, given, r.at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_returned_row_reads_as_survey_respondent_id_and_revision() {
+        assert_eq!(upserted_row("[3,7,null,11,2]").unwrap(), (3, Some(7), None, 11, 2));
+        assert_eq!(upserted_row(r#"[3,null,"ab12",12,1]"#).unwrap(), (3, None, Some("ab12".into()), 12, 1));
+        let e = upserted_row("[3,7]").unwrap_err().to_string();
+        assert!(e.contains("a stored answer's row \"[3,7]\""), "{e}");
+    }
 }
