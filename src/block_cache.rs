@@ -127,10 +127,18 @@ mod tests {
         Layout::from_size_align(size, align).unwrap()
     }
 
+    /// Runs `test` on a thread of its own, which starts with no kept blocks.
+    fn on_a_new_thread(test: impl FnOnce(BlockCachingAllocator) + Send + 'static) {
+        std::thread::spawn(|| test(BlockCachingAllocator)).join().unwrap();
+    }
+
+    fn kept_here() -> usize {
+        THREAD_BLOCKS.with(|k| k.borrow().len)
+    }
+
     #[test]
     fn a_freed_read_buffer_is_handed_out_again_by_its_thread() {
-        let a = BlockCachingAllocator;
-        std::thread::spawn(move || unsafe {
+        on_a_new_thread(|a| unsafe {
             let first = a.alloc(layout(BLOCK, 1));
             first.write_bytes(7, BLOCK);
             a.dealloc(first, layout(BLOCK, 1));
@@ -138,35 +146,30 @@ mod tests {
             assert_eq!(again, first, "the kept block comes back");
             assert_eq!(again as usize % MALLOC_ALIGN, 0);
             a.dealloc(again, layout(BLOCK, 8));
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn a_thread_keeps_a_bounded_number_of_blocks_and_other_sizes_none() {
-        let a = BlockCachingAllocator;
-        std::thread::spawn(move || unsafe {
-            let blocks: Vec<*mut u8> = (0..KEPT + 3).map(|_| a.alloc(layout(BLOCK, 1))).collect();
-            for b in &blocks {
-                a.dealloc(*b, layout(BLOCK, 1));
-            }
-            assert_eq!(THREAD_BLOCKS.with(|k| k.borrow().len), KEPT, "the rest went back to glibc");
+        on_a_new_thread(|a| unsafe {
+            // Other sizes first, while there is room: a full store would refuse them anyway.
             let other = a.alloc(layout(BLOCK + 1, 1));
             a.dealloc(other, layout(BLOCK + 1, 1));
             let wide = a.alloc(layout(BLOCK, 64));
             assert_eq!(wide as usize % 64, 0, "a wider alignment than malloc's is System's to serve");
             a.dealloc(wide, layout(BLOCK, 64));
-            assert_eq!(THREAD_BLOCKS.with(|k| k.borrow().len), KEPT, "only blocks of the kept size and alignment are kept");
-        })
-        .join()
-        .unwrap();
+            assert_eq!(kept_here(), 0, "only blocks of the kept size and alignment are kept");
+            let blocks: Vec<*mut u8> = (0..KEPT + 3).map(|_| a.alloc(layout(BLOCK, 1))).collect();
+            for b in &blocks {
+                a.dealloc(*b, layout(BLOCK, 1));
+            }
+            assert_eq!(kept_here(), KEPT, "the rest went back to glibc");
+        });
     }
 
     #[test]
     fn a_kept_block_grows_and_shrinks_as_any_allocation() {
-        let a = BlockCachingAllocator;
-        std::thread::spawn(move || unsafe {
+        on_a_new_thread(|a| unsafe {
             let b = a.alloc(layout(BLOCK, 1));
             a.dealloc(b, layout(BLOCK, 1));
             let b = a.alloc(layout(BLOCK, 1));
@@ -176,8 +179,6 @@ mod tests {
             let shrunk = a.realloc(grown, layout(3 * BLOCK, 1), BLOCK);
             assert_eq!(*shrunk.add(BLOCK - 1), 3);
             a.dealloc(shrunk, layout(BLOCK, 1));
-        })
-        .join()
-        .unwrap();
+        });
     }
 }

@@ -10,9 +10,10 @@
 //! the survey check and the write.
 //!
 //! Each stored answer comes back as ONE text value, a JSON array, not five columns: sqlx copies
-//! every returned value on its SQLite thread (`sqlite3_value_dup`, two to three glibc
-//! allocations under an arena lock) and the commit frees them on a tokio worker, so each value
-//! was a cross-thread allocation contended by both sides (`docs/performance.md`, session 22).
+//! every returned value on its SQLite thread (`sqlite3_value_dup`: one glibc allocation, two
+//! for text) and the commit frees them on a tokio worker. Memory that one thread allocates and
+//! another frees misses glibc's per-thread caches, so both sides took the arena lock for each
+//! value (`docs/performance.md`, session 22).
 
 use serde::Serialize;
 
