@@ -29,6 +29,7 @@ pub struct Settings {
     pub queue_orphan_after_secs: u64,
     pub queue_redeliver_after_secs: u64,
     pub queue_poll_ms: u64,
+    pub queue_idle_poll_ms: u64,
     pub emergency_concurrency: usize,
     pub routine_concurrency: usize,
     pub shutdown_timeout_secs: u64,
@@ -120,6 +121,7 @@ impl Default for Settings {
             queue_orphan_after_secs: queue.orphan_after.as_secs(),
             queue_redeliver_after_secs: queue.redeliver_after.as_secs(),
             queue_poll_ms: queue.poll_interval.as_millis() as u64,
+            queue_idle_poll_ms: queue.idle_poll_interval.as_millis() as u64,
             emergency_concurrency: queue.emergency_concurrency,
             // 0: by store, see `routine_jobs_at_once`.
             routine_concurrency: 0,
@@ -298,6 +300,9 @@ impl Config {
         }
         positive("queue_redeliver_after_secs", s.queue_redeliver_after_secs)?;
         positive("queue_poll_ms", s.queue_poll_ms)?;
+        if s.queue_idle_poll_ms < s.queue_poll_ms {
+            return Err(wrong("queue_idle_poll_ms", "must be at least HEJNAL_QUEUE_POLL_MS: an idle worker asks less often than a busy one, never more"));
+        }
         positive("emergency_concurrency", s.emergency_concurrency as u64)?;
         let log_json = match s.log_format.as_str() {
             "text" => false,
@@ -344,6 +349,7 @@ impl Config {
             orphan_after: Duration::from_secs(s.queue_orphan_after_secs),
             redeliver_after: Duration::from_secs(s.queue_redeliver_after_secs),
             poll_interval: Duration::from_millis(s.queue_poll_ms),
+            idle_poll_interval: Duration::from_millis(s.queue_idle_poll_ms),
             emergency_concurrency: s.emergency_concurrency,
             routine_concurrency: routine_jobs_at_once(s.routine_concurrency, &s.database_url),
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs),
@@ -549,6 +555,17 @@ mod tests {
         assert_eq!(e.key, "HEJNAL_ANSWER_COMMITS");
         assert!(e.to_string().contains("below HEJNAL_DATABASE_MAX_CONNECTIONS"), "{e}");
         assert_eq!(on("postgres://hejnal@db/hejnal").unwrap().answer_commits, 10, "PostgreSQL's answer commits have connections of their own");
+    }
+
+    #[test]
+    fn an_idle_worker_asks_the_broker_every_tenth_of_a_second_at_most_and_never_more_often_than_a_busy_one() {
+        let with = |busy: u64, idle: u64| Config::from_settings(Settings { queue_poll_ms: busy, queue_idle_poll_ms: idle, ..Settings::default() });
+        let defaults = Config::from_settings(Settings::default()).unwrap().queue;
+        assert_eq!((defaults.poll_interval, defaults.idle_poll_interval), (Duration::from_millis(10), Duration::from_millis(100)));
+        assert_eq!(with(10, 10).unwrap().queue.idle_poll_interval, Duration::from_millis(10), "equal: no back-off");
+        let e = with(50, 20).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_QUEUE_IDLE_POLL_MS");
+        assert!(e.to_string().contains("at least HEJNAL_QUEUE_POLL_MS"), "{e}");
     }
 
     #[test]

@@ -15,8 +15,12 @@ pub struct QueueConfig {
     pub orphan_after: Duration,
     /// A backlog row released or running for this long is released again (lost broker).
     pub redeliver_after: Duration,
-    /// How often an idle worker asks the broker for work.
+    /// How often a worker asks the broker for work while it finds some, and for a second after.
     pub poll_interval: Duration,
+    /// How often a worker idle for long asks at most (see `poll.rs`). Work this process puts
+    /// into the broker wakes its workers at once; work another process puts there waits for
+    /// this at most.
+    pub idle_poll_interval: Duration,
     pub emergency_concurrency: usize,
     pub routine_concurrency: usize,
     /// How long shutdown waits for in-flight jobs.
@@ -48,6 +52,7 @@ impl Default for QueueConfig {
             orphan_after: Duration::from_secs(20),
             redeliver_after: Duration::from_secs(600),
             poll_interval: Duration::from_millis(10),
+            idle_poll_interval: Duration::from_millis(100),
             emergency_concurrency: 16,
             routine_concurrency: 32,
             shutdown_timeout: Duration::from_secs(30),

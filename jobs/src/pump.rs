@@ -63,6 +63,7 @@ async fn release_once(inner: &Inner, lane: Lane) -> usize {
         tokio::time::sleep(Duration::from_secs(1)).await;
         return 0;
     }
+    inner.nudge[lane as usize].notify_one();
     tracing::debug!(%lane, jobs = moved, "released to the broker");
     metrics::counter!("hejnal_jobs_released_total", "lane" => lane.as_str()).increment(moved as u64);
     moved

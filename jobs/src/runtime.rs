@@ -6,7 +6,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -56,6 +56,10 @@ pub(crate) struct Inner {
     pub(crate) worker_id: WorkerId,
     /// Wakes this process's pump of each lane when work arrives or room frees up.
     pub(crate) wake: [Notify; 2],
+    /// Wakes this process's worker of each lane when the pump put work into the broker.
+    pub(crate) nudge: [Arc<Notify>; 2],
+    /// Times each lane's worker asked the broker for work (see [`Queue::broker_asks`]).
+    pub(crate) asks: [Arc<AtomicU64>; 2],
     /// Jobs finished per lane since the pump was last woken for room (see `note_finished`).
     pub(crate) finished: [AtomicU32; 2],
     /// Told whenever emergency work arrives in this process (see [`Queue::on_emergency_work`]).
@@ -75,6 +79,8 @@ impl Queue {
                 broker,
                 worker_id,
                 wake: [Notify::new(), Notify::new()],
+                nudge: [Arc::new(Notify::new()), Arc::new(Notify::new())],
+                asks: [Arc::default(), Arc::default()],
                 finished: [AtomicU32::new(0), AtomicU32::new(0)],
                 on_emergency: std::sync::OnceLock::new(),
             }),
@@ -114,6 +120,12 @@ impl Queue {
     /// work before the emergency job has even started. Set once; later calls are ignored.
     pub fn on_emergency_work(&self, notify: impl Fn() + Send + Sync + 'static) {
         let _ = self.inner.on_emergency.set(Box::new(notify));
+    }
+
+    /// How many times this process's worker of `lane` has asked the broker for work: once per
+    /// poll period while busy, less and less often while idle (`poll.rs`).
+    pub fn broker_asks(&self, lane: Lane) -> u64 {
+        self.inner.asks[lane as usize].load(Ordering::Relaxed)
     }
 
     /// Tell the pump that a lane has new work (after a transactional insert by the caller).
@@ -163,14 +175,15 @@ impl Queue {
         for lane in Lane::ALL {
             let name = format!("{}-{}", self.inner.worker_id, lane);
             let concurrency = config.concurrency(lane);
-            let poll = config.poll_interval;
+            let (busy, idle) = (config.poll_interval, config.idle_poll_interval);
+            let (nudge, asks) = (self.inner.nudge[lane as usize].clone(), self.inner.asks[lane as usize].clone());
             let d = dispatcher.clone();
             match &self.inner.broker {
                 Broker::Sqlite(_) => {
                     let storage = self.inner.broker.sqlite_storage(config, lane);
                     monitor = monitor.register(move |restarts| {
                         WorkerBuilder::new(restart_name(&name, restarts).as_str())
-                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::every(poll)))
+                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::new(lane, busy, idle, nudge.clone(), asks.clone())))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
                             .build(run_envelope)
@@ -180,7 +193,7 @@ impl Queue {
                     let storage = self.inner.broker.redis_storage(config, lane);
                     monitor = monitor.register(move |restarts| {
                         WorkerBuilder::new(restart_name(&name, restarts).as_str())
-                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::every(poll)))
+                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::new(lane, busy, idle, nudge.clone(), asks.clone())))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
                             .build(run_envelope)

@@ -222,6 +222,8 @@ pub struct TestApp {
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// The app's own store, for setting up and checking state.
     pub store: DynStore,
+    /// The app's own queue, for what its workers did.
+    pub queue: hejnal_jobs::Queue,
 }
 
 impl TestApp {
@@ -236,8 +238,9 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port().unwrap_or(0));
         let stop = app.stop_token();
         let store = app.state().store.clone();
+        let queue = app.state().queue.clone();
         let handle = tokio::spawn(app.run_until_stopped());
-        TestApp { address, client: reqwest::Client::new(), stop, handle, store }
+        TestApp { address, client: reqwest::Client::new(), stop, handle, store, queue }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

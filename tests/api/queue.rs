@@ -43,6 +43,42 @@ both_backends! {
 }
 
 both_backends! {
+    async fn an_idle_worker_asks_the_broker_ever_less_often(env) {
+        // The test settings ask every 5 ms while busy; idle, at most every 100 ms (the default).
+        let app = TestApp::spawn(&env, Role::Serve).await;
+        let asks = || Lane::ALL.map(|lane| app.queue.broker_asks(lane)).iter().sum::<u64>();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (before, since) = (asks(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (asked, seconds) = (asks() - before, since.elapsed().as_secs_f64());
+        // Busy, two lanes would ask 400 times a second; idle for over a second, at most 10 each
+        // (a tenth of the idle time, at most 100 ms apart), plus one each for the timer's edge.
+        assert!(asked as f64 <= 2.0 * (10.0 * seconds + 1.0), "{asked} asks in {seconds:.2} s while idle");
+        assert!(asked >= 2, "an idle worker still asks now and then: {asked} asks in {seconds:.2} s");
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
+    async fn work_this_process_releases_wakes_its_idle_worker_at_once(env) {
+        // Neither the poll timer nor the heartbeat would ask within the test's 10 s: only the
+        // pump's nudge, after it put the job into the broker, can make the worker ask.
+        let mut settings = env.settings();
+        (settings.queue_poll_ms, settings.queue_idle_poll_ms) = (60_000, 60_000);
+        (settings.queue_heartbeat_secs, settings.queue_orphan_after_secs) = (30, 60);
+        let app = TestApp::spawn_with(Config::from_settings(settings).unwrap(), Role::Serve).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for lane in Lane::ALL {
+            let (id, job) = probe(0);
+            app.queue.push(&[NewJob::now(lane, job)]).await.unwrap();
+            let run = probe_finished(&app.store, id, Duration::from_secs(10), "a job released here to run before any poll or heartbeat").await;
+            assert_eq!(run.lane, lane.as_str());
+        }
+        app.shutdown().await.unwrap();
+    }
+}
+
+both_backends! {
     async fn emergency_work_arriving_is_told_and_routine_work_is_not(env) {
         let store = env.store().await;
         let queue = env.queue(&store).await;
