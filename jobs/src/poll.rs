@@ -2,8 +2,7 @@
 //!
 //! Each ask is a transaction on the broker (on SQLite: BEGIN, a claiming UPDATE that apalis
 //! prepares anew each time, COMMIT; on Redis: a Lua script). At a fixed 10 ms per lane, an idle
-//! `hejnal serve` took 9% of a core and 4,400 thread switches a second doing nothing, and during
-//! `hejnal bench survey` those asks took about a tenth of a core from the answers
+//! `hejnal serve` took 10-12% of a core and about 4,400 thread switches a second doing nothing
 //! (docs/performance.md, session 23). So a lane asks every `busy` period while it finds work
 //! and for the first second after, then ever less often, a tenth of the time it has been idle,
 //! up to `idle`. Work released into the broker by this process's own pump nudges the lane at
