@@ -175,15 +175,18 @@ impl Queue {
         for lane in Lane::ALL {
             let name = format!("{}-{}", self.inner.worker_id, lane);
             let concurrency = config.concurrency(lane);
-            let (busy, idle) = (config.poll_interval, config.idle_poll_interval);
-            let (nudge, asks) = (self.inner.nudge[lane as usize].clone(), self.inner.asks[lane as usize].clone());
+            let tick = {
+                let (busy, idle) = (config.poll_interval, config.idle_poll_interval);
+                let (nudge, asks) = (self.inner.nudge[lane as usize].clone(), self.inner.asks[lane as usize].clone());
+                move || crate::poll::Tick::new(lane, busy, idle, nudge.clone(), asks.clone())
+            };
             let d = dispatcher.clone();
             match &self.inner.broker {
                 Broker::Sqlite(_) => {
                     let storage = self.inner.broker.sqlite_storage(config, lane);
                     monitor = monitor.register(move |restarts| {
                         WorkerBuilder::new(restart_name(&name, restarts).as_str())
-                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::new(lane, busy, idle, nudge.clone(), asks.clone())))
+                            .backend(storage.clone().poll_with_strategy(tick()))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
                             .build(run_envelope)
@@ -193,7 +196,7 @@ impl Queue {
                     let storage = self.inner.broker.redis_storage(config, lane);
                     monitor = monitor.register(move |restarts| {
                         WorkerBuilder::new(restart_name(&name, restarts).as_str())
-                            .backend(storage.clone().poll_with_strategy(crate::poll::Tick::new(lane, busy, idle, nudge.clone(), asks.clone())))
+                            .backend(storage.clone().poll_with_strategy(tick()))
                             .concurrency(concurrency)
                             .data((d.clone(), lane))
                             .build(run_envelope)
