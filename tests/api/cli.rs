@@ -187,7 +187,7 @@ fn leading_number(cell: &str) -> f64 {
 /// and none is refused is.
 #[test]
 fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
-    let stdout = bench(&["survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8"]);
+    let stdout = bench(&["survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8", "--stall-probe"]);
     let cell = |measure: &str| table_cell(&stdout, measure);
     assert_eq!(cell("refused (not 2xx)"), "0 ✓", "{stdout}");
     let stored = cell("acknowledged invitations all stored");
@@ -195,4 +195,11 @@ fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
     assert_eq!(rows, format!("{acknowledged} rows ✓"), "{stdout}");
     assert!(acknowledged.parse::<usize>().unwrap() > 0, "{stdout}");
     assert!(leading_number(&cell("maximum, durable answers/s")) > 0.0, "{stdout}");
+    // Whether the machine held its speed between the phases, and whether a core stopped.
+    for speed in ["the machine's speed, computing", "the machine's speed, reading memory"] {
+        let measured = cell(speed);
+        assert!(leading_number(&measured) > 0.0 && measured.contains("the fixed rate asked"), "{stdout}");
+    }
+    let stalls = cell("at the fixed rate: a core not running");
+    assert!(stalls.starts_with("over 1 ms in ") || stalls.starts_with("not measured: "), "{stdout}");
 }

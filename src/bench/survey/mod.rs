@@ -8,6 +8,9 @@
 mod load;
 mod others;
 mod report;
+mod sampler;
+mod speed;
+mod stalls;
 
 use std::{collections::HashSet, net::SocketAddr, process::ExitCode, sync::Arc};
 
@@ -51,6 +54,10 @@ pub struct SurveyArgs {
     pub postgres_url: String,
     #[arg(long, env = "HEJNAL_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// At the fixed rate, also note when a core did not run at all (`stalls.rs`): a thread
+    /// per core at real-time priority, waking every millisecond. Needs root or CAP_SYS_NICE.
+    #[arg(long)]
+    pub stall_probe: bool,
 }
 
 /// What one backend measured.
@@ -128,6 +135,13 @@ struct Measured {
     slow_in_app_fixed: Option<(u64, u64)>,
     /// The cores other processes used, and those stolen, in each 100 ms of the fixed rate.
     others_fixed: others::Windows,
+    /// With `--stall-probe`: how late a real-time thread woke, the worst core's, in ms per
+    /// 100 ms of the fixed rate; or why it could not run.
+    stalls_fixed: Option<Result<Vec<f64>, String>>,
+    /// The CPU time of the speed probe's fixed work, each 100 ms of the maximum and of the
+    /// fixed rate: whether the machine ran at one speed through both.
+    speed_max: speed::Took,
+    speed_fixed: speed::Took,
     /// CPU per answer, in µs, of the app and of the load generator, at the maximum and at the
     /// fixed rate: what each commit's and wake-up's share adds when batches are small.
     cpu_per_answer_max: CpuPerAnswer,
@@ -143,7 +157,10 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     let before = batches.read().await;
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
     let cpu_before_max = others::own_cpu_seconds();
-    let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await?;
+    let speed = speed::SpeedProbe::start();
+    let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await;
+    let speed_max = speed.stop();
+    let max = max?;
     let cpu_per_answer_max = cpu_per_answer(others::cpu_since(cpu_before_max), &max);
     offset += max.sent;
     let after_max = batches.read().await;
@@ -151,9 +168,13 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     settle().await;
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
     let others = others::OthersCpu::start();
+    let stalls = args.stall_probe.then(stalls::StallProbe::start);
+    let speed = speed::SpeedProbe::start();
     let cpu_before_fixed = others::own_cpu_seconds();
     let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await;
     let others_fixed = others.stop();
+    let stalls_fixed = stalls.map(stalls::StallProbe::stop);
+    let speed_fixed = speed.stop();
     let fixed = fixed?;
     let cpu_per_answer_fixed = cpu_per_answer(others::cpu_since(cpu_before_fixed), &fixed);
     let after_fixed = batches.read().await;
@@ -167,6 +188,9 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
         slow_commits_fixed: BatchMeter::slow_commits(after_max, after_fixed),
         slow_in_app_fixed: BatchMeter::slow_in_app(after_max, after_fixed),
         others_fixed,
+        stalls_fixed,
+        speed_max,
+        speed_fixed,
         cpu_per_answer_max,
         cpu_per_answer_fixed,
     })

@@ -5,14 +5,9 @@
 //! Beside it, the time the hypervisor gave this machine's cores to other machines (`steal`),
 //! which nothing inside the machine shows otherwise.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::time::Duration;
+
+use super::sampler::{Sampler, going_on};
 
 /// Kernel clock ticks per second in `/proc` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -21,10 +16,7 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub(super) const WINDOW: Duration = Duration::from_millis(100);
 
 /// A sampler running on a thread of its own until [`OthersCpu::stop`].
-pub(super) struct OthersCpu {
-    running: Arc<AtomicBool>,
-    thread: JoinHandle<Windows>,
-}
+pub(super) struct OthersCpu(Sampler<Windows>);
 
 /// Per window of [`WINDOW`], in cores: what other processes used, and what was stolen.
 #[derive(Default)]
@@ -35,13 +27,11 @@ pub(super) struct Windows {
 
 impl OthersCpu {
     pub fn start() -> OthersCpu {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = running.clone();
-        let thread = std::thread::spawn(move || {
+        OthersCpu(Sampler::spawn(|flag| {
             let mut windows = Windows::default();
             let cores = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / WINDOW.as_secs_f64();
             let mut last = ticks();
-            while flag.load(Ordering::Relaxed) {
+            while going_on(flag) {
                 std::thread::sleep(WINDOW);
                 let now = ticks();
                 if let (Some(then), Some(now)) = (last, now) {
@@ -52,15 +42,13 @@ impl OthersCpu {
                 last = now;
             }
             windows
-        });
-        OthersCpu { running, thread }
+        }))
     }
 
     /// The cores other processes used, and those stolen, in each window since the start;
     /// empty where `/proc` is not readable.
     pub fn stop(self) -> Windows {
-        self.running.store(false, Ordering::Relaxed);
-        self.thread.join().unwrap_or_default()
+        self.0.stop().unwrap_or_default()
     }
 }
 

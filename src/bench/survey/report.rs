@@ -1,6 +1,6 @@
 //! The table `hejnal bench survey` prints, Markdown, one column per backend.
 
-use super::{SurveyArgs, SurveyResult, load::LATE_MS, p50_p99, percentile};
+use super::{SurveyArgs, SurveyResult, load::LATE_MS, p50_p99, percentile, speed};
 
 /// A CPU time per answer, in whole µs.
 fn us(cpu: Option<f64>) -> String {
@@ -64,6 +64,19 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     // A virtual machine's cores can be taken by the host for other machines: time the app
     // waited that no process here used.
     println!("| at the fixed rate: CPU stolen by the host (steal) | | {} |", cells(&|r| cores_per_window(&r.measured.others_fixed.steal)));
+    // The fixed rate is a share of the maximum measured before it: if the cores ran slower
+    // meanwhile, that share asked more of them.
+    println!("| the machine's speed, computing: a fixed piece of work's CPU time, median at the maximum / at the fixed rate | | {} |", cells(&|r| {
+        speed_change(speed::median_us(&r.measured.speed_max.compute), speed::median_us(&r.measured.speed_fixed.compute), args.share)
+    }));
+    println!("| the machine's speed, reading memory: a fixed walk's CPU time, median at the maximum / at the fixed rate | | {} |", cells(&|r| {
+        speed_change(speed::median_us(&r.measured.speed_max.memory), speed::median_us(&r.measured.speed_fixed.memory), args.share)
+    }));
+    // A core that did not run at all (the host took it, or the kernel held it) stalls every
+    // thread on it; a real-time probe wakes late only then.
+    if args.stall_probe {
+        println!("| at the fixed rate: a core not running (a real-time probe's lateness) | | {} |", cells(&|r| stalls(r.measured.stalls_fixed.as_ref())));
+    }
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.measured.max.failed + r.measured.fixed.failed, mark(r.measured.max.failed + r.measured.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
@@ -89,6 +102,26 @@ fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
     format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), three_fullest(counts, |n| format!("{n:.0}")))
 }
 
+/// The two medians, and what the fixed rate's share was of the cores at their speed then.
+fn speed_change(max_us: Option<f64>, fixed_us: Option<f64>, share: f64) -> String {
+    let (Some(max_us), Some(fixed_us)) = (max_us, fixed_us) else { return "n/a".into() };
+    let slower = fixed_us / max_us;
+    format!("{max_us:.0} / {fixed_us:.0} µs: the fixed rate asked {:.0}% of the maximum at the machine's speed then", share * slower)
+}
+
+/// The longest stall, how many windows of 100 ms held one over 1 ms, and the three worst.
+fn stalls(probe: Option<&Result<Vec<f64>, String>>) -> String {
+    match probe {
+        None => "n/a".into(),
+        Some(Err(why)) => format!("not measured: {why}"),
+        Some(Ok(late_ms)) => {
+            let over = late_ms.iter().filter(|&&ms| ms > 1.0).count();
+            let most = three_fullest(late_ms.iter().copied().enumerate().collect(), |ms| format!("{ms:.1} ms"));
+            format!("over 1 ms in {over} of {} windows of 100 ms; longest: {most}", late_ms.len())
+        }
+    }
+}
+
 /// The mean cores of a series of 100 ms windows (used by other processes, or stolen), and the
 /// three windows with most.
 fn cores_per_window(cores: &[f64]) -> String {
@@ -110,7 +143,22 @@ fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(f64) -> String) -
 
 #[cfg(test)]
 mod tests {
-    use super::{late_windows, cores_per_window};
+    use super::{cores_per_window, late_windows, speed_change, stalls};
+
+    #[test]
+    fn a_slower_machine_at_the_fixed_rate_raises_the_share_it_asked() {
+        assert_eq!(speed_change(Some(200.0), Some(260.0), 70.0), "200 / 260 µs: the fixed rate asked 91% of the maximum at the machine's speed then");
+        assert_eq!(speed_change(Some(200.0), Some(180.0), 70.0), "200 / 180 µs: the fixed rate asked 63% of the maximum at the machine's speed then");
+        assert_eq!(speed_change(None, Some(180.0), 70.0), "n/a");
+    }
+
+    #[test]
+    fn stalls_say_how_many_windows_held_one_and_the_longest() {
+        let probe = Ok(vec![0.1, 4.5, 0.2, 1.2, 0.0]);
+        assert_eq!(stalls(Some(&probe)), "over 1 ms in 2 of 5 windows of 100 ms; longest: 4.5 ms at 0.1 s, 1.2 ms at 0.3 s, 0.2 ms at 0.2 s");
+        assert_eq!(stalls(Some(&Err("no real-time priority: EPERM".into()))), "not measured: no real-time priority: EPERM");
+        assert_eq!(stalls(None), "n/a");
+    }
 
     #[test]
     fn cores_per_window_gives_the_mean_and_the_busiest_windows() {
