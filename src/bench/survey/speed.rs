@@ -14,6 +14,7 @@ use std::{hint::black_box, time::Duration};
 
 use super::{
     others::WINDOW,
+    percentile,
     sampler::{Sampler, going_on},
 };
 
@@ -115,11 +116,10 @@ fn thread_cpu_time() -> Option<Duration> {
     (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
 }
 
-/// The median of a phase's runs, in µs.
+/// The median of a phase's runs, in µs; None without runs.
 pub(super) fn median_us(took: &[Duration]) -> Option<f64> {
-    let mut us: Vec<f64> = took.iter().map(|d| d.as_secs_f64() * 1e6).collect();
-    us.sort_by(f64::total_cmp);
-    us.get(us.len() / 2).copied()
+    let us: Vec<f64> = took.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    (!us.is_empty()).then(|| percentile(&us, 0.5))
 }
 
 #[cfg(test)]
