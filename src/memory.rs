@@ -54,15 +54,30 @@ pub fn report_to_metrics() {
     if let Some(bytes) = resident_bytes() {
         metrics::gauge!("hejnal_process_resident_bytes").set(bytes as f64);
     }
+    if let Some(heap) = heap_bytes() {
+        metrics::gauge!("hejnal_heap_bytes", "state" => "in_use").set(heap.in_use as f64);
+        metrics::gauge!("hejnal_heap_bytes", "state" => "free").set(heap.free as f64);
+    }
+    metrics::gauge!("hejnal_sqlite_memory_bytes").set(sqlite_memory_used() as f64);
+}
+
+/// The heap glibc holds, all arenas together.
+pub struct HeapBytes {
+    /// Small blocks in the arenas plus the large ones glibc maps on their own.
+    pub in_use: u64,
+    pub free: u64,
+}
+
+/// The heap as glibc counts it; `None` off glibc.
+pub fn heap_bytes() -> Option<HeapBytes> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallinfo2 only reads the allocator's statistics (taking each arena's lock).
         let info = unsafe { libc::mallinfo2() };
-        // Small blocks in the arenas plus the large ones glibc maps on their own.
-        metrics::gauge!("hejnal_heap_bytes", "state" => "in_use").set((info.uordblks + info.hblkhd) as f64);
-        metrics::gauge!("hejnal_heap_bytes", "state" => "free").set(info.fordblks as f64);
+        Some(HeapBytes { in_use: (info.uordblks + info.hblkhd) as u64, free: info.fordblks as u64 })
     }
-    metrics::gauge!("hejnal_sqlite_memory_bytes").set(sqlite_memory_used() as f64);
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 /// VmRSS of this process, from /proc (Linux only).
