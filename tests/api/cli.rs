@@ -202,4 +202,13 @@ fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
     }
     let stalls = cell("at the fixed rate: a core not running");
     assert!(stalls.starts_with("over 1 ms in ") || stalls.starts_with("not measured: "), "{stdout}");
+    // How often the cores slept per answer (a number, or n/a off cpuidle), and what the
+    // process read from disk.
+    let sleeps = cell("the machine's cores going to sleep, per answer");
+    let (per_phase, polling) = sleeps.split_once("; ").unwrap_or_else(|| panic!("{sleeps}"));
+    assert!(per_phase.split(" / ").all(|n| n == "n/a" || n.parse::<f64>().is_ok()), "{stdout}");
+    assert!(polling.contains("idle core") || polling.contains("no guest halt polling"), "{stdout}");
+    assert!(cell("at the fixed rate: read from disk by this process").ends_with(" KiB"), "{stdout}");
+    let late = cell("at the fixed rate: of the answers over 10 ms, the time from sending to the answer");
+    assert!(late == "none late" || late.contains("over 10 ms after sending: "), "{stdout}");
 }

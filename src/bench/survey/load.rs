@@ -36,6 +36,9 @@ pub(super) struct Phase {
     /// When each answer over [`LATE_MS`] was due, in seconds from the phase's start: whether
     /// the late ones came in a few stalls or spread through the phase (and how many there were).
     pub late_due_s: Vec<f64>,
+    /// For each answer over [`LATE_MS`], the milliseconds from sending it to its answer (the
+    /// app and the network); the rest of its latency it waited to be sent (no free connection).
+    pub late_after_send_ms: Vec<f64>,
     /// The requests (by index into the list) answered 2xx.
     pub acknowledged: Vec<usize>,
     /// The CPU the load generator's threads used, in seconds.
@@ -124,6 +127,7 @@ async fn drive(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, first: usize, conn
         phase.failed += mine.failed;
         phase.latencies_ms.extend(mine.latencies_ms);
         phase.late_due_s.extend(mine.late_due_s);
+        phase.late_after_send_ms.extend(mine.late_after_send_ms);
         phase.acknowledged.extend(mine.acknowledged);
         phase.send_late_ms.extend(mine.send_late_ms);
     }
@@ -150,6 +154,7 @@ async fn one_connection(mut stream: TcpStream, requests: &[Vec<u8>], first: usiz
         if matches!(pace, Pace::Fixed { .. }) && free_since <= due {
             mine.send_late_ms.push(due.elapsed().as_secs_f64() * 1000.0);
         }
+        let sent_at = Instant::now();
         stream.write_all(&requests[which]).await?;
         mine.sent += 1;
         let status = read_response(&mut stream, &mut buf).await?;
@@ -158,6 +163,7 @@ async fn one_connection(mut stream: TcpStream, requests: &[Vec<u8>], first: usiz
         mine.latencies_ms.push(latency_ms);
         if latency_ms > LATE_MS {
             mine.late_due_s.push((due - start).as_secs_f64());
+            mine.late_after_send_ms.push(sent_at.elapsed().as_secs_f64() * 1000.0);
         }
         if (200..300).contains(&status) {
             mine.ok += 1;

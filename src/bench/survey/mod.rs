@@ -6,6 +6,7 @@
 //! answer (the group commit); the bench checks afterwards that each one is in the database.
 
 mod load;
+mod machine;
 mod others;
 mod report;
 mod sampler;
@@ -94,6 +95,10 @@ async fn run_backend(backend: Backend, fresh: &Fresh, args: &SurveyArgs, base: &
     seed(&fresh.database_url, &plan).await?;
     let survey_id = publish_survey(&store).await?;
     let (first_invitation, last_invitation) = invite_everyone(&fresh.database_url, survey_id).await?;
+    // One store per database, as in a service: kept open, this one's checkpoints (every 250 ms,
+    // each with its syncs) ran beside the app's on the same file, and counted as the app's CPU.
+    store.close().await;
+    drop(store);
 
     let app = Application::build(config, Role::Serve).await?;
     let addr: SocketAddr = format!("127.0.0.1:{}", app.port().context("the app listens")?).parse()?;
@@ -146,6 +151,9 @@ struct Measured {
     /// fixed rate: what each commit's and wake-up's share adds when batches are small.
     cpu_per_answer_max: CpuPerAnswer,
     cpu_per_answer_fixed: CpuPerAnswer,
+    /// How often the cores slept, and what this process read from disk, in each phase.
+    machine_max: machine::Between,
+    machine_fixed: machine::Between,
 }
 
 /// A warm-up, the maximum, then the fixed rate.
@@ -158,7 +166,9 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
     let cpu_before_max = others::own_cpu_seconds();
     let speed = speed::SpeedProbe::start();
+    let machine_before_max = machine::Counts::now();
     let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await;
+    let machine_max = machine::Counts::now().since(machine_before_max);
     let speed_max = speed.stop();
     let max = max?;
     let cpu_per_answer_max = cpu_per_answer(others::cpu_since(cpu_before_max), &max);
@@ -171,7 +181,9 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     let stalls = args.stall_probe.then(stalls::StallProbe::start);
     let speed = speed::SpeedProbe::start();
     let cpu_before_fixed = others::own_cpu_seconds();
+    let machine_before_fixed = machine::Counts::now();
     let fixed = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::Fixed { per_second: offered }).await;
+    let machine_fixed = machine::Counts::now().since(machine_before_fixed);
     let others_fixed = others.stop();
     let stalls_fixed = stalls.map(stalls::StallProbe::stop);
     let speed_fixed = speed.stop();
@@ -193,6 +205,8 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
         speed_fixed,
         cpu_per_answer_max,
         cpu_per_answer_fixed,
+        machine_max,
+        machine_fixed,
     })
 }
 

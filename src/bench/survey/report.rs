@@ -1,6 +1,6 @@
 //! The table `hejnal bench survey` prints, Markdown, one column per backend.
 
-use super::{SurveyArgs, SurveyResult, load::LATE_MS, p50_p99, percentile, speed};
+use super::{SurveyArgs, SurveyResult, load::LATE_MS, machine, p50_p99, percentile, speed};
 
 /// A CPU time per answer, in whole µs.
 fn us(cpu: Option<f64>) -> String {
@@ -57,6 +57,7 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     println!("| at the fixed rate: answers over 10 ms at the load generator | | {} |", cells(&|r| {
         format!("{} of {}", r.measured.fixed.late_due_s.len(), r.measured.fixed.latencies_ms.len())
     }));
+    println!("| at the fixed rate: of the answers over 10 ms, the time from sending to the answer, p50 / max | | {} |", cells(&|r| after_send(&r.measured.fixed.late_after_send_ms)));
     // A few stalls (the late answers in a few windows) point at one event, a checkpoint or a
     // thread that lost its core; late answers spread through the phase point at steady queueing.
     println!("| at the fixed rate: when the answers over 10 ms were due | | {} |", cells(&|r| late_windows(&r.measured.fixed.late_due_s, args.seconds)));
@@ -77,6 +78,11 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     if args.stall_probe {
         println!("| at the fixed rate: a core not running (a real-time probe's lateness) | | {} |", cells(&|r| stalls(r.measured.stalls_fixed.as_ref())));
     }
+    println!("| the machine's cores going to sleep, per answer, maximum / fixed rate | | {} |", cells(&|r| {
+        let per_answer = |b: machine::Between, sent: usize| b.sleeps.filter(|_| sent > 0).map_or("n/a".into(), |n| format!("{:.2}", n as f64 / sent as f64));
+        format!("{} / {}; {}", per_answer(r.measured.machine_max, r.measured.max.sent), per_answer(r.measured.machine_fixed, r.measured.fixed.sent), halt_polling(machine::guest_halt_poll_ns()))
+    }));
+    println!("| at the fixed rate: read from disk by this process | | {} |", cells(&|r| r.measured.machine_fixed.read_bytes.map_or("n/a".into(), |b| format!("{} KiB", b / 1024))));
     println!("| refused (not 2xx) | 0 | {} |", cells(&|r| format!("{} {}", r.measured.max.failed + r.measured.fixed.failed, mark(r.measured.max.failed + r.measured.fixed.failed == 0))));
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
@@ -89,6 +95,25 @@ const WINDOW_S: f64 = super::others::WINDOW.as_secs_f64();
 
 /// How the late answers (their due moments, in seconds) fall into windows of 100 ms: how many
 /// windows hold any, and the three that hold most, with their start and count.
+/// How long an idle core polls before it sleeps, where the guest's idle driver says.
+fn halt_polling(ns: Option<u64>) -> String {
+    match ns {
+        Some(0) => "an idle core sleeps at once (guest_halt_poll_ns 0)".into(),
+        Some(ns) => format!("an idle core polls up to {} µs first", ns / 1000),
+        None => "no guest halt polling here".into(),
+    }
+}
+
+/// Of the late answers, how long the app and the network took once each was sent, and how many
+/// of them that alone made late; the rest of their latency they waited for a free connection.
+fn after_send(ms: &[f64]) -> String {
+    if ms.is_empty() {
+        return "none late".into();
+    }
+    let over = ms.iter().filter(|&&m| m > LATE_MS).count();
+    format!("{:.1} / {:.1} ms; over 10 ms after sending: {over} of {}", percentile(ms, 0.5), percentile(ms, 1.0), ms.len())
+}
+
 fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
     if late_due_s.is_empty() {
         return "none".into();
@@ -143,7 +168,7 @@ fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(f64) -> String) -
 
 #[cfg(test)]
 mod tests {
-    use super::{cores_per_window, late_windows, speed_change, stalls};
+    use super::{after_send, cores_per_window, halt_polling, late_windows, speed_change, stalls};
 
     #[test]
     fn a_slower_machine_at_the_fixed_rate_raises_the_share_it_asked() {
@@ -171,5 +196,18 @@ mod tests {
         let due = [0.05, 0.07, 2.31, 2.35, 2.36, 9.99];
         assert_eq!(late_windows(&due, 10.0), "in 3 of 100 windows of 100 ms; most: 3 at 2.3 s, 2 at 0.0 s, 1 at 9.9 s");
         assert_eq!(late_windows(&[], 10.0), "none");
+    }
+
+    #[test]
+    fn the_late_answers_say_how_long_they_took_once_sent() {
+        assert_eq!(after_send(&[2.0, 12.5, 30.0]), "12.5 / 30.0 ms; over 10 ms after sending: 2 of 3");
+        assert_eq!(after_send(&[]), "none late");
+    }
+
+    #[test]
+    fn the_guest_halt_polling_is_said_in_words() {
+        assert_eq!(halt_polling(Some(0)), "an idle core sleeps at once (guest_halt_poll_ns 0)");
+        assert_eq!(halt_polling(Some(200_000)), "an idle core polls up to 200 µs first");
+        assert_eq!(halt_polling(None), "no guest halt polling here");
     }
 }
