@@ -93,8 +93,6 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
 /// Windows of this many seconds, the other processes' sampler's.
 const WINDOW_S: f64 = super::others::WINDOW.as_secs_f64();
 
-/// How the late answers (their due moments, in seconds) fall into windows of 100 ms: how many
-/// windows hold any, and the three that hold most, with their start and count.
 /// How long an idle core polls before it sleeps, where the guest's idle driver says.
 fn halt_polling(ns: Option<u64>) -> String {
     match ns {
@@ -114,6 +112,8 @@ fn after_send(ms: &[f64]) -> String {
     format!("{:.1} / {:.1} ms; over 10 ms after sending: {over} of {}", percentile(ms, 0.5), percentile(ms, 1.0), ms.len())
 }
 
+/// How the late answers (their due moments, in seconds) fall into windows of 100 ms: how many
+/// windows hold any, and the three that hold most, with their start and count.
 fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
     if late_due_s.is_empty() {
         return "none".into();
