@@ -11,16 +11,10 @@
 //!   database that were no longer in the page cache. Each such read holds up the commit that
 //!   needs the page.
 
-/// The counts at one moment; `None` where the machine does not give them.
-#[derive(Clone, Copy, Default)]
-pub(super) struct Counts {
-    sleeps: Option<u64>,
-    read_bytes: Option<u64>,
-}
-
-/// What happened between two [`Counts`].
+/// The counts so far, or between two moments ([`Counts::since`]); `None` where the machine does
+/// not give them.
 #[derive(Clone, Copy, Default, Debug, PartialEq)]
-pub(super) struct Between {
+pub(super) struct Counts {
     pub sleeps: Option<u64>,
     pub read_bytes: Option<u64>,
 }
@@ -30,9 +24,9 @@ impl Counts {
         Counts { sleeps: core_sleeps(), read_bytes: disk_read_bytes() }
     }
 
-    pub fn since(self, before: Counts) -> Between {
+    pub fn since(self, before: Counts) -> Counts {
         let diff = |now: Option<u64>, then: Option<u64>| Some(now?.saturating_sub(then?));
-        Between { sleeps: diff(self.sleeps, before.sleeps), read_bytes: diff(self.read_bytes, before.read_bytes) }
+        Counts { sleeps: diff(self.sleeps, before.sleeps), read_bytes: diff(self.read_bytes, before.read_bytes) }
     }
 }
 
@@ -87,7 +81,7 @@ mod tests {
     fn what_happened_between_two_moments_is_their_difference_and_unknown_stays_unknown() {
         let before = Counts { sleeps: Some(100), read_bytes: None };
         let after = Counts { sleeps: Some(250), read_bytes: Some(4096) };
-        assert_eq!(after.since(before), Between { sleeps: Some(150), read_bytes: None });
+        assert_eq!(after.since(before), Counts { sleeps: Some(150), read_bytes: None });
     }
 
     /// On Linux this process reads its own I/O counts, which only grow.

@@ -152,8 +152,8 @@ struct Measured {
     cpu_per_answer_max: CpuPerAnswer,
     cpu_per_answer_fixed: CpuPerAnswer,
     /// How often the cores slept, and what this process read from disk, in each phase.
-    machine_max: machine::Between,
-    machine_fixed: machine::Between,
+    machine_max: machine::Counts,
+    machine_fixed: machine::Counts,
 }
 
 /// A warm-up, the maximum, then the fixed rate.

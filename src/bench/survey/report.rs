@@ -79,7 +79,7 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
         println!("| at the fixed rate: a core not running (a real-time probe's lateness) | | {} |", cells(&|r| stalls(r.measured.stalls_fixed.as_ref())));
     }
     println!("| the machine's cores going to sleep, per answer, maximum / fixed rate | | {} |", cells(&|r| {
-        let per_answer = |b: machine::Between, sent: usize| b.sleeps.filter(|_| sent > 0).map_or("n/a".into(), |n| format!("{:.2}", n as f64 / sent as f64));
+        let per_answer = |b: machine::Counts, sent: usize| b.sleeps.filter(|_| sent > 0).map_or("n/a".into(), |n| format!("{:.2}", n as f64 / sent as f64));
         format!("{} / {}; {}", per_answer(r.measured.machine_max, r.measured.max.sent), per_answer(r.measured.machine_fixed, r.measured.fixed.sent), halt_polling(machine::guest_halt_poll_ns()))
     }));
     println!("| at the fixed rate: read from disk by this process | | {} |", cells(&|r| r.measured.machine_fixed.read_bytes.map_or("n/a".into(), |b| format!("{} KiB", b / 1024))));
