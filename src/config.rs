@@ -75,6 +75,8 @@ pub struct Settings {
     pub public_rate_burst: u32,
     /// Consultation comments per hour per client address (also the burst).
     pub comment_rate_per_hour: u32,
+    /// Milliseconds at least before a public endpoint that takes a contact answers (0: none).
+    pub contact_answer_floor_ms: u64,
     /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 2 on PostgreSQL.
     pub answer_commits: u32,
     /// Microseconds at least between the starts of two answer commits; 0: each starts at once.
@@ -162,6 +164,7 @@ impl Default for Settings {
             public_rate_per_minute: 60,
             public_rate_burst: 20,
             comment_rate_per_hour: 10,
+            contact_answer_floor_ms: 100,
             answer_commits: 0,
             answer_commit_period_us: 1000,
             secret_key: None,
@@ -198,6 +201,9 @@ pub struct Config {
     pub public_rate_burst: u32,
     /// Consultation comments per hour per client address (also the burst).
     pub comment_rate_per_hour: u32,
+    /// Sign-up, resend and SMS code answers come no sooner than this after the request
+    /// (`http::even_time`), so their timing does not tell whether a contact is known.
+    pub contact_answer_floor: Duration,
     /// Survey answer commits running at once (group commit); 0: 1 on SQLite, 2 on PostgreSQL.
     pub answer_commits: u32,
     /// Answer commits start at least this far apart (`surveys::batcher::Pacing`).
@@ -230,6 +236,9 @@ pub fn env_name(key: &str) -> String {
         other => format!("HEJNAL_{}", other.to_ascii_uppercase()),
     }
 }
+
+/// The longest floor a contact's answer may be held to (5 s): past it a resident waits too long.
+const MAX_CONTACT_ANSWER_FLOOR_MS: u64 = 5_000;
 
 /// An answer may wait this long for its commit to start, at most (0.1 s).
 const MAX_ANSWER_COMMIT_PERIOD_US: u64 = 100_000;
@@ -328,6 +337,9 @@ impl Config {
         if s.database_url.starts_with("sqlite:") && s.answer_commits >= s.database_max_connections {
             return Err(wrong("answer_commits", "must be below HEJNAL_DATABASE_MAX_CONNECTIONS on SQLite"));
         }
+        if s.contact_answer_floor_ms > MAX_CONTACT_ANSWER_FLOOR_MS {
+            return Err(wrong("contact_answer_floor_ms", format!("must be at most {MAX_CONTACT_ANSWER_FLOOR_MS} (5 s): every sign-up waits this long for its answer")));
+        }
         if s.answer_commit_period_us > MAX_ANSWER_COMMIT_PERIOD_US {
             return Err(wrong("answer_commit_period_us", format!("must be at most {MAX_ANSWER_COMMIT_PERIOD_US} (0.1 s): an answer may wait this long for its commit to start")));
         }
@@ -369,6 +381,7 @@ impl Config {
             public_rate_per_minute: s.public_rate_per_minute,
             public_rate_burst: s.public_rate_burst,
             comment_rate_per_hour: s.comment_rate_per_hour,
+            contact_answer_floor: Duration::from_millis(s.contact_answer_floor_ms),
             answer_commits: s.answer_commits,
             answer_commit_period: Duration::from_micros(s.answer_commit_period_us),
             secret_key,
@@ -577,6 +590,17 @@ mod tests {
         let e = with(100_001).unwrap_err();
         assert_eq!(e.key, "HEJNAL_ANSWER_COMMIT_PERIOD_US");
         assert!(e.to_string().contains("at most 100000"), "{e}");
+    }
+
+    #[test]
+    fn contact_answers_wait_a_tenth_of_a_second_unless_set_and_never_more_than_five_seconds() {
+        let with = |ms: u64| Config::from_settings(Settings { contact_answer_floor_ms: ms, ..Settings::default() });
+        assert_eq!(Config::from_settings(Settings::default()).unwrap().contact_answer_floor, Duration::from_millis(100));
+        assert_eq!(with(0).unwrap().contact_answer_floor, Duration::ZERO, "0 answers at once");
+        assert_eq!(with(5_000).unwrap().contact_answer_floor, Duration::from_secs(5));
+        let e = with(5_001).unwrap_err();
+        assert_eq!(e.key, "HEJNAL_CONTACT_ANSWER_FLOOR_MS");
+        assert!(e.to_string().contains("at most 5000"), "{e}");
     }
 
     #[test]

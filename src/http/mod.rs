@@ -6,6 +6,7 @@ mod consultation_pages;
 mod consultations;
 mod dev;
 pub mod error;
+mod even_time;
 mod health;
 mod idempotency;
 mod inbound;

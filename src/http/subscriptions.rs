@@ -1,10 +1,11 @@
-//! Sign-up and SMS code verification. Answers never tell whether an address was known.
+//! Sign-up and SMS code verification. Answers never tell whether an address was known: not by
+//! their status, headers or body, nor by when they come (`even_time`).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, error::{ApiError, FieldError}, json::ApiJson};
+use super::{AppState, error::{ApiError, FieldError}, even_time::no_sooner_than, json::ApiJson};
 use crate::{
     domain::PhoneNumber,
     residents::{CONSENT_VERSION, secrets, signup::{self, SignupRules, SubscribeRequest}, verify::sms_code_digest},
@@ -47,8 +48,11 @@ async fn subscribe(State(state): State<AppState>, ApiJson(req): ApiJson<Subscrib
     if !errors.is_empty() {
         return Err(ApiError::from_fields(errors));
     }
-    let contacts = state.store.signup(&parsed, &secrets::random_token(16), now_ms()).await?;
-    state.residents.queue_verifications(&state.queue, &contacts).await.map_err(ApiError::from_queue)?;
+    no_sooner_than(state.config.contact_answer_floor, async {
+        let contacts = state.store.signup(&parsed, &secrets::random_token(16), now_ms()).await?;
+        state.residents.queue_verifications(&state.queue, &contacts).await.map_err(ApiError::from_queue)
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
 
@@ -76,7 +80,8 @@ async fn verify_code(State(state): State<AppState>, ApiJson(req): ApiJson<Verify
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
         return Err(ApiError::field("code", "must be the 6 digits from the SMS"));
     }
-    let check = state.store.verify_sms(phone.as_str(), &sms_code_digest(phone.as_str(), code), now_ms(), CONSENT_VERSION).await?;
+    let digest = sms_code_digest(phone.as_str(), code);
+    let check = no_sooner_than(state.config.contact_answer_floor, state.store.verify_sms(phone.as_str(), &digest, now_ms(), CONSENT_VERSION)).await?;
     match check {
         CodeCheck::Verified { public_id, .. } => {
             Ok(Json(Verified { status: "verified", preferences_url: state.residents.preferences_url(&public_id) }))
@@ -103,9 +108,13 @@ async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<Resend>) ->
         (None, Some(p)) => ("sms", PhoneNumber::parse(p, &state.config.sms_countries).map_err(|m| ApiError::field("phone", m))?.as_str().to_owned()),
         _ => return Err(ApiError::field("email", "give exactly one of email or phone")),
     };
-    if let Some(contact) = state.store.pending_contact(channel, &address).await? {
-        let contact = crate::store::SignupContact { contact_id: contact, channel: channel.into(), status: "pending".into(), new: false };
-        state.residents.queue_verifications(&state.queue, &[contact]).await.map_err(ApiError::from_queue)?;
-    }
+    no_sooner_than(state.config.contact_answer_floor, async {
+        if let Some(contact) = state.store.pending_contact(channel, &address).await? {
+            let contact = crate::store::SignupContact { contact_id: contact, channel: channel.into(), status: "pending".into(), new: false };
+            state.residents.queue_verifications(&state.queue, &[contact]).await.map_err(ApiError::from_queue)?;
+        }
+        Ok::<(), ApiError>(())
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
