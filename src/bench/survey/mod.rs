@@ -164,8 +164,8 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     let batches = BatchMeter { addr };
     let before = batches.read().await;
     eprintln!("bench: finding the maximum ({} connections, {} s)", args.connections, args.seconds);
-    let cpu_before_max = others::own_cpu_seconds();
     let speed = speed::SpeedProbe::start();
+    let cpu_before_max = others::own_cpu_seconds();
     let machine_before_max = machine::Counts::now();
     let max = load::drive_apart(addr, requests.clone(), offset, args.connections, args.seconds, Pace::AsFastAsPossible).await;
     let machine_max = machine::Counts::now().since(machine_before_max);

@@ -37,12 +37,18 @@ pub(super) struct Took {
 }
 
 impl SpeedProbe {
+    /// Returns once the probe's buffers are built, so that a phase started after it has its
+    /// first run at once. The probe runs once whatever happens, then every 100 ms until
+    /// stopped: a short phase on a busy machine still gets a run (building the walk's buffer
+    /// inside the phase once left a half-second phase of the CLI test with none).
     pub fn start() -> SpeedProbe {
-        SpeedProbe(Sampler::spawn(|flag| {
+        let (ready, built) = std::sync::mpsc::sync_channel(1);
+        let probe = SpeedProbe(Sampler::spawn(move |flag| {
             let mut buffer: Vec<u64> = (0..WORDS as u64).collect();
             let cycle = random_cycle(CHASE_WORDS);
+            let _ = ready.send(());
             let mut took = Took::default();
-            while going_on(flag) {
+            loop {
                 if let Some(cpu) = cpu_time_of(|| fixed_work(&mut buffer)) {
                     took.compute.push(cpu);
                 }
@@ -50,9 +56,14 @@ impl SpeedProbe {
                     took.memory.push(cpu);
                 }
                 std::thread::sleep(WINDOW);
+                if !going_on(flag) {
+                    break took;
+                }
             }
-            took
-        }))
+        }));
+        // An error means the thread is gone; `stop` then gives no runs, and the row says n/a.
+        let _ = built.recv();
+        probe
     }
 
     /// The CPU time each run of the fixed work took; empty where the thread's CPU clock
@@ -137,6 +148,12 @@ mod tests {
             assert!(runs.len() >= 2, "a run at the start and every 100 ms: {runs:?}");
             assert!(runs.iter().all(|d| !d.is_zero()), "each run took some CPU: {runs:?}");
         }
+    }
+
+    #[test]
+    fn a_probe_stopped_at_once_has_still_run_once() {
+        let took = SpeedProbe::start().stop();
+        assert!(!took.compute.is_empty() && !took.memory.is_empty(), "a run of each piece: {} and {}", took.compute.len(), took.memory.len());
     }
 
     #[test]
