@@ -37,16 +37,14 @@ pub(super) struct Took {
 }
 
 impl SpeedProbe {
-    /// Returns once the probe's buffers are built, so that a phase started after it has its
+    /// The probe's buffers are built before it starts, so that a phase started after it has its
     /// first run at once. The probe runs once whatever happens, then every 100 ms until
     /// stopped: a short phase on a busy machine still gets a run (building the walk's buffer
     /// inside the phase once left a half-second phase of the CLI test with none).
     pub fn start() -> SpeedProbe {
-        let (ready, built) = std::sync::mpsc::sync_channel(1);
-        let probe = SpeedProbe(Sampler::spawn(move |flag| {
-            let mut buffer: Vec<u64> = (0..WORDS as u64).collect();
-            let cycle = random_cycle(CHASE_WORDS);
-            let _ = ready.send(());
+        let mut buffer: Vec<u64> = (0..WORDS as u64).collect();
+        let cycle = random_cycle(CHASE_WORDS);
+        SpeedProbe(Sampler::spawn(move |flag| {
             let mut took = Took::default();
             loop {
                 if let Some(cpu) = cpu_time_of(|| fixed_work(&mut buffer)) {
@@ -60,10 +58,7 @@ impl SpeedProbe {
                     break took;
                 }
             }
-        }));
-        // An error means the thread is gone; `stop` then gives no runs, and the row says n/a.
-        let _ = built.recv();
-        probe
+        }))
     }
 
     /// The CPU time each run of the fixed work took; empty where the thread's CPU clock
