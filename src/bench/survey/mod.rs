@@ -8,6 +8,7 @@
 mod load;
 mod machine;
 mod others;
+mod processes;
 mod report;
 mod sampler;
 mod speed;

@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use super::sampler::{Sampler, going_on};
+use super::{
+    processes::ProcessTicks,
+    sampler::{Sampler, going_on},
+};
 
 /// Kernel clock ticks per second in `/proc` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -18,10 +21,12 @@ pub(super) const WINDOW: Duration = Duration::from_millis(100);
 /// A sampler running on a thread of its own until [`OthersCpu::stop`].
 pub(super) struct OthersCpu(Sampler<Windows>);
 
-/// Per window of [`WINDOW`], in cores: what other processes used, and what was stolen.
+/// Per window of [`WINDOW`], in cores: what other processes used, the one of them that used
+/// most (None if none ran), and what was stolen.
 #[derive(Default)]
 pub(super) struct Windows {
     pub others: Vec<f64>,
+    pub busiest: Vec<Option<(String, f64)>>,
     pub steal: Vec<f64>,
 }
 
@@ -30,16 +35,17 @@ impl OthersCpu {
         OthersCpu(Sampler::spawn(|flag| {
             let mut windows = Windows::default();
             let cores = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / WINDOW.as_secs_f64();
-            let mut last = ticks();
+            let (mut last, mut last_processes) = (ticks(), ProcessTicks::now());
             while going_on(flag) {
                 std::thread::sleep(WINDOW);
-                let now = ticks();
+                let (now, processes) = (ticks(), ProcessTicks::now());
                 if let (Some(then), Some(now)) = (last, now) {
                     let others = (now.machine.busy - then.machine.busy).saturating_sub(now.mine - then.mine);
                     windows.others.push(cores(others));
+                    windows.busiest.push(processes.busiest_since(&last_processes).map(|(name, used)| (name, cores(used))));
                     windows.steal.push(cores(now.machine.steal.saturating_sub(then.machine.steal)));
                 }
-                last = now;
+                (last, last_processes) = (now, processes);
             }
             windows
         }))
@@ -79,7 +85,7 @@ pub(super) fn threads_cpu_seconds(name: &str) -> Option<f64> {
 }
 
 /// The name in parentheses of a `stat` line.
-fn thread_name(stat: &str) -> Option<&str> {
+pub(super) fn thread_name(stat: &str) -> Option<&str> {
     stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
@@ -113,7 +119,7 @@ fn machine_ticks(stat: &str) -> Option<MachineTicks> {
 }
 
 /// utime + stime of a `stat` line of a process or thread (fields 14 and 15; the name in parentheses may hold spaces).
-fn process_busy(stat: &str) -> Option<u64> {
+pub(super) fn process_busy(stat: &str) -> Option<u64> {
     let after_name = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)

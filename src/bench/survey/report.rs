@@ -1,6 +1,6 @@
 //! The table `hejnal bench survey` prints, Markdown, one column per backend.
 
-use super::{SurveyArgs, SurveyResult, load::LATE_MS, machine, p50_p99, percentile, speed};
+use super::{SurveyArgs, SurveyResult, load::LATE_MS, machine, others, p50_p99, percentile, speed};
 
 /// A CPU time per answer, in whole µs.
 fn us(cpu: Option<f64>) -> String {
@@ -61,10 +61,10 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     // A few stalls (the late answers in a few windows) point at one event, a checkpoint or a
     // thread that lost its core; late answers spread through the phase point at steady queueing.
     println!("| at the fixed rate: when the answers over 10 ms were due | | {} |", cells(&|r| late_windows(&r.measured.fixed.late_due_s, args.seconds)));
-    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| cores_per_window(&r.measured.others_fixed.others)));
+    println!("| at the fixed rate: other processes' CPU (PostgreSQL's server among them on PostgreSQL) | | {} |", cells(&|r| others_per_window(&r.measured.others_fixed)));
     // A virtual machine's cores can be taken by the host for other machines: time the app
     // waited that no process here used.
-    println!("| at the fixed rate: CPU stolen by the host (steal) | | {} |", cells(&|r| cores_per_window(&r.measured.others_fixed.steal)));
+    println!("| at the fixed rate: CPU stolen by the host (steal) | | {} |", cells(&|r| cores_per_window(&r.measured.others_fixed.steal, |_| String::new())));
     // The fixed rate is a share of the maximum measured before it: if the cores ran slower
     // meanwhile, that share asked more of them.
     println!("| the machine's speed, computing: a fixed piece of work's CPU time, median at the maximum / at the fixed rate | | {} |", cells(&|r| {
@@ -124,7 +124,7 @@ fn late_windows(late_due_s: &[f64], seconds: f64) -> String {
     }
     let counts = per_window.iter().map(|(&w, &n)| (w as usize, n as f64)).collect();
     let windows = (seconds / WINDOW_S).ceil() as u64;
-    format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), three_fullest(counts, |n| format!("{n:.0}")))
+    format!("in {} of {windows} windows of 100 ms; most: {}", per_window.len(), three_fullest(counts, |_, n| format!("{n:.0}")))
 }
 
 /// The two medians, and what the fixed rate's share was of the cores at their speed then.
@@ -141,34 +141,43 @@ fn stalls(probe: Option<&Result<Vec<f64>, String>>) -> String {
         Some(Err(why)) => format!("not measured: {why}"),
         Some(Ok(late_ms)) => {
             let over = late_ms.iter().filter(|&&ms| ms > 1.0).count();
-            let most = three_fullest(late_ms.iter().copied().enumerate().collect(), |ms| format!("{ms:.1} ms"));
+            let most = three_fullest(late_ms.iter().copied().enumerate().collect(), |_, ms| format!("{ms:.1} ms"));
             format!("over 1 ms in {over} of {} windows of 100 ms; longest: {most}", late_ms.len())
         }
     }
 }
 
 /// The mean cores of a series of 100 ms windows (used by other processes, or stolen), and the
-/// three windows with most.
-fn cores_per_window(cores: &[f64]) -> String {
+/// three windows with most, each followed by what `about` says of that window.
+fn cores_per_window(cores: &[f64], about: impl Fn(usize) -> String) -> String {
     if cores.is_empty() {
         return "n/a".into();
     }
     let mean = cores.iter().sum::<f64>() / cores.len() as f64;
-    let most = three_fullest(cores.iter().copied().enumerate().collect(), |c| format!("{c:.1}"));
+    let most = three_fullest(cores.iter().copied().enumerate().collect(), |w, c| format!("{c:.1}{}", about(w)));
     format!("mean {mean:.2} cores; most in 100 ms: {most}")
 }
 
+/// Other processes' cores per window, each of the busiest windows naming the process that used
+/// most in it: a miss under a full core of other CPU is then explained by name.
+fn others_per_window(windows: &others::Windows) -> String {
+    cores_per_window(&windows.others, |w| match windows.busiest.get(w) {
+        Some(Some((name, cores))) => format!(" ({name} {cores:.1})"),
+        _ => String::new(),
+    })
+}
+
 /// The three windows (index, value) with the largest values, the earlier first among equals,
-/// as "value at start s".
-fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(f64) -> String) -> String {
+/// as "value at start s", the value shown by `show` (given the window and its value).
+fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(usize, f64) -> String) -> String {
     windows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let top: Vec<String> = windows.iter().take(3).map(|&(w, v)| format!("{} at {:.1} s", show(v), w as f64 * WINDOW_S)).collect();
+    let top: Vec<String> = windows.iter().take(3).map(|&(w, v)| format!("{} at {:.1} s", show(w, v), w as f64 * WINDOW_S)).collect();
     top.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{after_send, cores_per_window, halt_polling, late_windows, speed_change, stalls};
+    use super::{after_send, cores_per_window, halt_polling, late_windows, others::Windows, others_per_window, speed_change, stalls};
 
     #[test]
     fn a_slower_machine_at_the_fixed_rate_raises_the_share_it_asked() {
@@ -187,8 +196,18 @@ mod tests {
 
     #[test]
     fn cores_per_window_gives_the_mean_and_the_busiest_windows() {
-        assert_eq!(cores_per_window(&[0.0, 0.1, 0.9, 0.0, 0.6, 0.2]), "mean 0.30 cores; most in 100 ms: 0.9 at 0.2 s, 0.6 at 0.4 s, 0.2 at 0.5 s");
-        assert_eq!(cores_per_window(&[]), "n/a");
+        assert_eq!(cores_per_window(&[0.0, 0.1, 0.9, 0.0, 0.6, 0.2], |_| String::new()), "mean 0.30 cores; most in 100 ms: 0.9 at 0.2 s, 0.6 at 0.4 s, 0.2 at 0.5 s");
+        assert_eq!(cores_per_window(&[], |_| String::new()), "n/a");
+    }
+
+    #[test]
+    fn the_busiest_windows_of_other_processes_name_the_process_that_used_most() {
+        let windows = Windows {
+            others: vec![0.1, 1.0, 0.0, 0.3],
+            busiest: vec![Some(("redis-server".into(), 0.1)), Some(("beam.smp".into(), 0.9)), None, Some(("postgres".into(), 0.2))],
+            steal: vec![],
+        };
+        assert_eq!(others_per_window(&windows), "mean 0.35 cores; most in 100 ms: 1.0 (beam.smp 0.9) at 0.1 s, 0.3 (postgres 0.2) at 0.3 s, 0.1 (redis-server 0.1) at 0.0 s");
     }
 
     #[test]
