@@ -1,7 +1,7 @@
 //! Which other process used the most CPU in a window: the table's busiest windows of other
-//! processes' CPU then say who it was. On session 27's machine every miss of the p99 that a
-//! full core of other CPU explained was RabbitMQ's Erlang VM (`beam.smp`), which it starts every
-//! minute to check its epmd.
+//! processes' CPU then say who it was, so that a miss under a burst elsewhere explains itself
+//! (on session 27's machine, RabbitMQ's Erlang VM, `beam.smp`, which it starts every minute to
+//! check its epmd: `docs/performance.md`).
 
 use std::collections::HashMap;
 
