@@ -251,10 +251,10 @@ impl Config {
     /// Read defaults, the file and the environment of this process.
     pub fn load() -> Result<Config, ConfigError> {
         let file = std::env::var_os("HEJNAL_CONFIG").map(PathBuf::from);
-        if let Some(path) = &file {
-            if !path.exists() {
-                return Err(ConfigError { key: "HEJNAL_CONFIG".into(), reason: format!("file {} does not exist", path.display()) });
-            }
+        if let Some(path) = &file
+            && !path.exists()
+        {
+            return Err(ConfigError { key: "HEJNAL_CONFIG".into(), reason: format!("file {} does not exist", path.display()) });
         }
         let file = file.unwrap_or_else(|| PathBuf::from("hejnal.toml"));
         let figment = Figment::from(Serialized::defaults(Settings::default()))

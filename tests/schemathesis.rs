@@ -97,10 +97,10 @@ fn hejnal(env: &[(String, String)], args: &[&str]) -> Command {
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(res) = client.get(format!("{base}/readyz")).send().await {
-            if res.status() == 200 {
-                return;
-            }
+        if let Ok(res) = client.get(format!("{base}/readyz")).send().await
+            && res.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "hejnal serve did not become ready within 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -42,10 +42,10 @@ pub struct CommentsQuery {
     responses((status = 200, body = [CommentView]), (status = 401), (status = 404), (status = 422)))]
 async fn list_comments(State(state): State<AppState>, official: CurrentOfficial, Path(id): Path<i64>, Query(q): Query<CommentsQuery>) -> Result<Json<Vec<CommentView>>, ApiError> {
     official.require(READERS)?;
-    if let Some(s) = q.state.as_deref() {
-        if !["pending", "approved", "rejected"].contains(&s) {
-            return Err(ApiError::field("state", "must be pending, approved or rejected"));
-        }
+    if let Some(s) = q.state.as_deref()
+        && !["pending", "approved", "rejected"].contains(&s)
+    {
+        return Err(ApiError::field("state", "must be pending, approved or rejected"));
     }
     consultation::consultation(&state.store, id).await?;
     let rows = state.store.comments(id, q.state.as_deref(), consultation::COMMENTS_SHOWN).await?;

@@ -91,10 +91,10 @@ fn add_common_answers(operation: &mut Operation, path: &str, rate_limited: bool)
     let responses = &mut operation.responses.responses;
     // Every error a handler declares without a body has the one error shape.
     for (status, response) in responses.iter_mut() {
-        if let RefOr::T(response) = response {
-            if status.as_str() >= "400" && response.content.is_empty() {
-                response.content.insert("application/json".into(), RefOr::T(error_content()));
-            }
+        if let RefOr::T(response) = response
+            && status.as_str() >= "400" && response.content.is_empty()
+        {
+            response.content.insert("application/json".into(), RefOr::T(error_content()));
         }
     }
     let add = |responses: &mut BTreeMap<String, RefOr<Response>>, status: &str, description: &str| {

@@ -96,10 +96,10 @@ pub async fn parse_update(state: &AppState, body: &PreferencesPut) -> Result<Pre
             Err((f, m)) => errors.push(FieldError { field: f.into(), message: m }),
         }
     }
-    if let Some(d) = &body.districts {
-        if d.is_empty() {
-            errors.push(FieldError { field: "districts".into(), message: "keep at least one district, or unsubscribe".into() });
-        }
+    if let Some(d) = &body.districts
+        && d.is_empty()
+    {
+        errors.push(FieldError { field: "districts".into(), message: "keep at least one district, or unsubscribe".into() });
     }
     let (bad_d, bad_i) = state
         .store

@@ -188,10 +188,10 @@ async fn text_answers(State(state): State<AppState>, official: CurrentOfficial, 
     official.require(READERS)?;
     let row = service::load(&state.store, id).await?;
     let spec = service::parse(&row)?;
-    if let Some(question) = q.question.as_deref() {
-        if !spec.question(question).is_some_and(|q| q.kind.is_text()) {
-            return Err(ApiError::field("question", format!("{question:?} is not a text question of this survey")));
-        }
+    if let Some(question) = q.question.as_deref()
+        && !spec.question(question).is_some_and(|q| q.kind.is_text())
+    {
+        return Err(ApiError::field("question", format!("{question:?} is not a text question of this survey")));
     }
     Ok(Json(results::text_answers(&state.store, id, &spec, q.question.as_deref()).await?))
 }

@@ -43,10 +43,10 @@ pub async fn unknown_audience(store: &DynStore, a: &super::spec::Audience) -> Re
 /// was lost) returns the notice written first.
 pub async fn create(store: &DynStore, official: &Official, spec: &NoticeSpec, template_id: Option<i64>, idempotency_key: Option<&str>) -> Result<NoticeRow, ApiError> {
     spec.check(Utc::now())?;
-    if let Some(a) = &spec.audience {
-        if let Some(first) = unknown_audience(store, a).await?.into_iter().next() {
-            return Err(ApiError::field(&first.field, first.message));
-        }
+    if let Some(a) = &spec.audience
+        && let Some(first) = unknown_audience(store, a).await?.into_iter().next()
+    {
+        return Err(ApiError::field(&first.field, first.message));
     }
     let mut lane = spec.lane();
     let mut root_id = None;

@@ -177,10 +177,10 @@ impl NoticeSpec {
                 fail("send_at", "must be before expires");
             }
         }
-        if let Some(p) = &self.period {
-            if p.to <= p.from {
-                fail("period.to", "must be after period.from");
-            }
+        if let Some(p) = &self.period
+            && p.to <= p.from
+        {
+            fail("period.to", "must be after period.from");
         }
         if errors.is_empty() { Ok(()) } else { Err(ApiError::from_fields(errors)) }
     }

@@ -41,10 +41,10 @@ impl AnswerConnections {
     pub(super) async fn take(&self, pool: &PgPool) -> StoreResult<PgConnection> {
         let idle = self.idle().pop();
         let checked_or_new = async {
-            if let Some((mut conn, since)) = idle {
-                if since.elapsed() <= PING_AFTER_IDLE || conn.ping().await.is_ok() {
-                    return Ok(conn);
-                }
+            if let Some((mut conn, since)) = idle
+                && (since.elapsed() <= PING_AFTER_IDLE || conn.ping().await.is_ok())
+            {
+                return Ok(conn);
             }
             answer_connect_options(pool).connect().await
         };

@@ -156,7 +156,7 @@ pub fn from_form(spec: &SurveySpec, fields: &[(String, String)]) -> Map<String, 
             }),
             QuestionType::MultipleChoice => {
                 let chosen: Vec<Value> = values(&name).into_iter().filter(|v| !v.is_empty()).map(number).collect();
-                (!chosen.is_empty()).then(|| Value::Array(chosen))
+                (!chosen.is_empty()).then_some(Value::Array(chosen))
             }
             QuestionType::Ranking => ranking_from_form(q, &name, fields),
         };

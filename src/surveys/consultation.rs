@@ -65,10 +65,10 @@ pub fn check_comment(c: &CommentBody) -> Result<(Option<String>, String), Vec<Fi
         errors.push(FieldError { field: "text".into(), message: format!("at most {COMMENT_MAX} characters") });
     }
     let name = c.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if let Some(n) = name {
-        if n.chars().count() > NAME_MAX || n.contains(['\r', '\n']) {
-            errors.push(FieldError { field: "name".into(), message: format!("one line of at most {NAME_MAX} characters") });
-        }
+    if let Some(n) = name
+        && (n.chars().count() > NAME_MAX || n.contains(['\r', '\n']))
+    {
+        errors.push(FieldError { field: "name".into(), message: format!("one line of at most {NAME_MAX} characters") });
     }
     if errors.is_empty() { Ok((name.map(str::to_owned), text.to_owned())) } else { Err(errors) }
 }

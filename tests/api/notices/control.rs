@@ -125,7 +125,7 @@ both_backends! {
         while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, res.chunk()).await {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
-        let last: Value = seen.lines().filter_map(|l| l.strip_prefix("data: ")).last().map(|d| serde_json::from_str(d).unwrap()).expect("progress events");
+        let last: Value = seen.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().map(|d| serde_json::from_str(d).unwrap()).expect("progress events");
         assert!(seen.contains("event: progress"), "{seen}");
         assert_eq!(count(&last, "sms", "sent"), 2, "the stream ends on the settled counts: {last}");
     }

@@ -108,10 +108,10 @@ impl Cluster {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(res) = client.get(format!("{}/readyz", self.api_base)).send().await {
-                if res.status() == 200 {
-                    return api;
-                }
+            if let Ok(res) = client.get(format!("{}/readyz", self.api_base)).send().await
+                && res.status() == 200
+            {
+                return api;
             }
             assert!(Instant::now() < deadline, "the API was not ready within 60 s; see {}", api.log.display());
             tokio::time::sleep(Duration::from_millis(100)).await;
