@@ -53,8 +53,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Whether a database error means "out of reach for now, try again" rather than a bug: the
 /// pool gave up or closed, the connection broke, or the server ended it. PostgreSQL ends
 /// connections with SQLSTATE class 08 (connection exception), 57P01 to 57P03 (an
-/// administrator's `pg_terminate_backend`, a crash, a restart) and 53300 (too many
-/// connections). The API answers these 503 (they once answered 500: found by the fault
+/// administrator's `pg_terminate_backend`, a crash, a restart), 53300 (too many
+/// connections) and 55P03 when a statement waited for a lock past [`LOCK_WAIT_LIMIT`]. The
+/// API answers these 503 (they once answered 500: found by the fault
 /// suite's connection-cut scenario), and writes that must not be lost try them again.
 /// SQLite answers busy (5) or locked (6) past its busy timeout.
 pub fn database_unavailable(e: &sqlx::Error) -> bool {
@@ -62,7 +63,7 @@ pub fn database_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            code.starts_with("08") || ["57P01", "57P02", "57P03", "53300", "5", "6"].contains(&code.as_ref())
+            code.starts_with("08") || ["57P01", "57P02", "57P03", "53300", "55P03", "5", "6"].contains(&code.as_ref())
         }
         _ => false,
     }
@@ -116,7 +117,8 @@ pub struct ProbeCounts {
 }
 
 /// How long a write waits for a lock another session holds before it is refused: SQLite's busy
-/// timeout, and the statement timeout of PostgreSQL's answer commits. A survey answer is
+/// timeout (and the wait for SQLite's writer connection, so at most twice this in all),
+/// PostgreSQL's `lock_timeout`, and the statement timeout of its answer commits. A survey answer is
 /// answered 503 past it, and none of its batch is stored, rather than hanging its request.
 pub const LOCK_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{PgPool, postgres::{PgConnectOptions, PgPoolOptions}};
 
 use super::{District, Interest, Official, ProbeCounts, ProbeRun, Store, StoreError, StoreResult};
 use hejnal_jobs::Backlog;
@@ -21,6 +21,14 @@ super::notices::notice_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::p
 super::surveys::survey_queries!(PgStore, sqlx::Postgres, hejnal_jobs::backlog::postgres::insert);
 super::consultations::consultation_queries!(PgStore, sqlx::Postgres);
 
+/// `options` for sessions whose statements give up waiting for a lock after `limit`, as SQLite's
+/// writes give up after its busy timeout: a session elsewhere holding a lock (an operator's
+/// open transaction, a table lock) makes a request answer 503 after the limit, not hang with
+/// its connection taken. Statements that run long without waiting for a lock are not limited.
+fn waiting_for_locks_at_most(options: PgConnectOptions, limit: Duration) -> PgConnectOptions {
+    options.options([("lock_timeout", format!("{}ms", limit.as_millis()))])
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -34,7 +42,7 @@ impl PgStore {
             .max_connections(max_connections)
             // Fail a request fast (503) rather than queue it behind a dead database.
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(waiting_for_locks_at_most(url.parse()?, super::LOCK_WAIT_LIMIT))
             .await?;
         Ok(PgStore { pool, answer_connections: Arc::default() })
     }
@@ -72,8 +80,14 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres").run(&self.pool).await?;
-        Ok(())
+        // Processes starting together take turns (sqlx's migrator holds an advisory lock); one
+        // waits for another's migrations however long they take, not for the pool's lock limit.
+        // (A pool of one: the migrator takes `&mut PgConnection` for no lifetime async_trait can name.)
+        let unlimited = self.pool.connect_options().as_ref().clone().options([("lock_timeout", "0")]);
+        let one = PgPoolOptions::new().max_connections(1).connect_with(unlimited).await?;
+        let migrated = sqlx::migrate!("migrations/postgres").run(&one).await;
+        one.close().await;
+        Ok(migrated?)
     }
 
     fn backlog(&self) -> Backlog {

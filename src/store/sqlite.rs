@@ -54,7 +54,10 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", sqlite_checkpoint::AUTOCHECKPOINT_PAGES)
             .pragma("journal_size_limit", sqlite_checkpoint::WAL_SIZE_LIMIT_BYTES);
         let pool = SqlitePoolOptions::new().max_connections(max_connections).connect_with(opts.clone()).await?;
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+        // A write queued behind others that wait on a lock held elsewhere (another process's
+        // transaction) gives up after the same limit as theirs: by sqlx's default of 30 s it
+        // waited for each of theirs in turn, then its own (an official's save: 30 s, not 10).
+        let writer = SqlitePoolOptions::new().max_connections(1).acquire_timeout(super::LOCK_WAIT_LIMIT).connect_with(opts).await?;
         let checkpointer = sqlite_checkpoint::start(pool.clone());
         Ok(SqliteStore { pool, writer, _checkpointer: checkpointer })
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use hejnal::{residents::secrets::digest, store::Respondent};
 use serde_json::{Value, json};
 
-use super::{create, publish_open, respond, results, unlimited};
+use super::{Hold, create, publish_open, respond, results, unlimited};
 use crate::{both_backends, helpers::{Backend, TestEnv}, notices::Desk};
 
 fn survey(slug: &str) -> Value {
@@ -86,7 +86,7 @@ both_backends! {
         assert_eq!(respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": false}})).await.0, 201, "the next commit works");
 
         // The database holds every write back: nobody is answered meanwhile.
-        let hold = Hold::take(&env).await;
+        let hold = Hold::take(&env, "survey_responses").await;
         let sends: Vec<_> = (10..40).map(|i| {
             let text = if i == 25 { "trucizna".to_owned() } else { format!("uwaga {i}") };
             let body = json!({"browser_token": browser(i), "answers": {"q1": true, "q2": text}});
@@ -129,7 +129,7 @@ mod an_answer_whose_commit_waits_on_a_lock_past_the_limit_is_refused_and_not_sto
 
         // Another session keeps the table locked for longer than the limit: the resident hears
         // 503 after the limit, not never.
-        let hold = Hold::take(&env).await;
+        let hold = Hold::take(&env, "survey_responses").await;
         let started = std::time::Instant::now();
         let answered = tokio::time::timeout(LOCK_WAIT_LIMIT * 3, respond(&desk, id, &json!({"browser_token": browser(1), "answers": {"q1": true}}))).await;
         let waited = started.elapsed();
@@ -183,37 +183,6 @@ async fn poison_answers_containing(word: &str, env: &TestEnv) {
     env.execute_sql(sql).await;
 }
 
-/// Another connection that keeps every answer from being written until released.
-enum Hold {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl Hold {
-    async fn take(env: &TestEnv) -> Hold {
-        use sqlx::Connection;
-        match env.backend {
-            Backend::Embedded => {
-                let mut c = sqlx::SqliteConnection::connect(&env.database_url).await.unwrap();
-                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
-                Hold::Sqlite(c)
-            }
-            Backend::Scaled => {
-                let mut c = sqlx::PgConnection::connect(&env.database_url).await.unwrap();
-                sqlx::raw_sql("BEGIN; LOCK TABLE survey_responses IN SHARE ROW EXCLUSIVE MODE").execute(&mut c).await.unwrap();
-                Hold::Postgres(c)
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Hold::Sqlite(mut c) => { sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap(); }
-            Hold::Postgres(mut c) => { sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap(); }
-        }
-    }
-}
-
 both_backends! {
     async fn a_close_waits_for_a_batch_being_written_and_no_answer_lands_after_it(env) {
         use hejnal::store::NewResponse;
@@ -248,7 +217,7 @@ both_backends! {
 /// transaction of another connection that the caller releases.
 async fn slow_down_answers_containing(word: &str, env: &TestEnv) -> Option<Hold> {
     match env.backend {
-        Backend::Embedded => Some(Hold::take(env).await),
+        Backend::Embedded => Some(Hold::take(env, "survey_responses").await),
         Backend::Scaled => {
             let sql = format!("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
                                  IF NEW.answers LIKE '%{word}%' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$; \

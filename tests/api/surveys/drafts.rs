@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{create, every_type};
+use super::{Hold, create, every_type};
 use crate::{both_backends, notices::Desk, residents::Kit};
 
 both_backends! {
@@ -138,4 +138,29 @@ async fn refuse_audit(env: &crate::helpers::TestEnv, action: &str, on: bool) {
         (Backend::Scaled, false) => "DROP TRIGGER refuse_audit ON audit_log; DROP FUNCTION refuse_audit()".to_owned(),
     };
     env.execute_sql(sql).await;
+}
+
+both_backends! {
+    /// Another session holding the table (an operator's open transaction, a lock taken by hand)
+    /// makes an official's save wait at most the lock limit, then answer 503 with nothing
+    /// written, instead of hanging with a connection taken; once the lock goes, saves work.
+    async fn a_draft_saved_while_another_session_locks_the_table_is_refused_after_the_lock_limit(env) {
+        use hejnal::store::LOCK_WAIT_LIMIT;
+        let desk = Desk::open(Kit::start(&env).await).await;
+        let draft = json!({"title": {"pl": "Zablokowana"}, "questions": [{"type": "yes_no", "text": {"pl": "Tak?"}}]});
+        let hold = Hold::take(&env, "surveys").await;
+        let started = std::time::Instant::now();
+        let saved = tokio::time::timeout(LOCK_WAIT_LIMIT * 3, desk.post(&desk.author, "/api/v1/surveys", &draft)).await;
+        let waited = started.elapsed();
+        hold.release().await;
+        let (status, refused) = saved.unwrap_or_else(|_| panic!("no answer after {waited:?} while the table was locked"));
+        assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+        assert!(waited >= LOCK_WAIT_LIMIT - std::time::Duration::from_secs(1), "refused after {waited:?}, before the lock wait ran out");
+        let (_, listed) = desk.call(&desk.author, reqwest::Method::GET, "/api/v1/surveys", None).await;
+        assert_eq!(listed.as_array().map(Vec::len), Some(0), "nothing of the refused save was written: {listed}");
+
+        let id = create(&desk, &draft).await;
+        let (_, listed) = desk.call(&desk.author, reqwest::Method::GET, "/api/v1/surveys", None).await;
+        assert_eq!(listed[0]["id"].as_i64(), Some(id), "once the lock is gone, the draft is saved: {listed}");
+    }
 }

@@ -19,7 +19,7 @@ use hejnal::{
 };
 use serde_json::{Value, json};
 
-use crate::{helpers::eventually, notices::Desk, residents::Kit};
+use crate::{helpers::{Backend, TestEnv, eventually}, notices::Desk, residents::Kit};
 
 /// A survey asking one question of every type; q3 (the scale) only of those who said yes.
 pub fn every_type(slug: Option<&str>) -> Value {
@@ -120,4 +120,38 @@ pub async fn unlimited(env: &crate::helpers::TestEnv) -> Desk {
         s.public_rate_per_minute = 1_000_000;
         s.public_rate_burst = 100_000;
     }).await).await
+}
+
+/// Another connection that keeps `table` from being written until released: on SQLite, whose
+/// writers take turns, a write transaction (every table); on PostgreSQL, a lock on `table`
+/// that lets reads through.
+pub enum Hold {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Hold {
+    pub async fn take(env: &TestEnv, table: &'static str) -> Hold {
+        use sqlx::Connection;
+        match env.backend {
+            Backend::Embedded => {
+                let mut c = sqlx::SqliteConnection::connect(&env.database_url).await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+                Hold::Sqlite(c)
+            }
+            Backend::Scaled => {
+                let mut c = sqlx::PgConnection::connect(&env.database_url).await.unwrap();
+                // `table` is one of the tests' own names.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))).execute(&mut c).await.unwrap();
+                Hold::Postgres(c)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            Hold::Sqlite(mut c) => { sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap(); }
+            Hold::Postgres(mut c) => { sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap(); }
+        }
+    }
 }
