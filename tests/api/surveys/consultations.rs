@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{browser, create, publish_open, respond};
+use super::{browser, create, publish_open, refuse_audit, respond};
 use crate::{both_backends, helpers::eventually, notices::Desk, residents::Kit};
 
 fn consultation(slug: &str, closes_in: Duration) -> Value {
@@ -180,5 +180,45 @@ both_backends! {
         let pl = desk.kit.app.get("/c/raport?lang=pl").await.text().await.unwrap();
         assert!(pl.contains("Konsultacje zakończyły się") && pl.contains("href=\"/c/raport/report?lang&#x3D;pl\"") && pl.contains("Dobry plan."), "{pl}");
         assert!(!pl.contains("<form"), "no comments after the period: {pl}");
+    }
+}
+
+both_backends! {
+    /// The moderation and the report are recorded in the audit log in the same transaction: if
+    /// the entry cannot be written, the comment stays hidden and the report unpublished, and the
+    /// official hears that it failed; once it can, the same request goes through.
+    async fn a_moderation_or_report_whose_audit_entry_cannot_be_written_does_not_happen(env) {
+        let desk = crate::surveys::unlimited(&env).await;
+        let id = create(&desk, &consultation("bez-sladu", Duration::from_secs(4))).await;
+        publish_open(&desk, id).await;
+        let res = desk.kit.post("/api/v1/consultations/bez-sladu/comments", &json!({"text": "Ławki przy fontannie."})).await;
+        let comment: Value = res.json().await.unwrap();
+        let comment = comment["comment_id"].as_i64().unwrap();
+
+        refuse_audit(&env, "consultations.comment.approved", true).await;
+        let (status, failed) = moderate(&desk, id, comment, json!({"decision": "approve"})).await;
+        assert_eq!(status, 500, "{failed}");
+        let (_, pending) = desk.call(&desk.author, reqwest::Method::GET, &format!("/api/v1/surveys/{id}/comments?state=pending"), None).await;
+        assert_eq!(pending.as_array().map(|p| p.iter().map(|c| c["id"].as_i64()).collect::<Vec<_>>()), Some(vec![Some(comment)]), "still pending: {pending}");
+        let html = desk.kit.app.get("/c/bez-sladu?lang=pl").await.text().await.unwrap();
+        assert!(!html.contains("Ławki przy fontannie."), "not shown: {html}");
+        refuse_audit(&env, "consultations.comment.approved", false).await;
+        let (status, approved) = moderate(&desk, id, comment, json!({"decision": "approve"})).await;
+        assert_eq!((status, approved["state"].as_str()), (200, Some("approved")), "{approved}");
+
+        let summary = json!({"summary": {"pl": "Dziękujemy."}});
+        refuse_audit(&env, "consultations.report", true).await;
+        let failed = eventually(Duration::from_secs(30), "the end of the period", || async {
+            let (status, body) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/report"), &summary).await;
+            (status != 409).then_some((status, body))
+        }).await;
+        assert_eq!(failed.0, 500, "{}", failed.1);
+        assert_eq!(desk.kit.app.get("/c/bez-sladu/report").await.status(), 404, "no report page");
+        refuse_audit(&env, "consultations.report", false).await;
+        let (status, report) = desk.post(&desk.author, &format!("/api/v1/surveys/{id}/report"), &summary).await;
+        assert_eq!((status, report["comments"].as_i64()), (201, Some(1)), "{report}");
+        assert_eq!(desk.kit.app.get("/c/bez-sladu/report").await.status(), 200);
+        let actions: Vec<String> = desk.store.recent_audit(20).await.unwrap().into_iter().map(|a| a.1).filter(|a| a.starts_with("consultations.")).collect();
+        assert_eq!(actions, ["consultations.report", "consultations.comment.approved"], "each recorded once, when it happened");
     }
 }

@@ -155,3 +155,17 @@ impl Hold {
         }
     }
 }
+
+/// A trigger that makes the database refuse audit entries of `action` (`on`), or its removal.
+pub async fn refuse_audit(env: &TestEnv, action: &str, on: bool) {
+    let sql = match (env.backend, on) {
+        (Backend::Embedded, true) => format!("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log WHEN NEW.action = '{action}' \
+                                               BEGIN SELECT RAISE(ABORT, 'audit refused'); END"),
+        (Backend::Embedded, false) => "DROP TRIGGER refuse_audit".to_owned(),
+        (Backend::Scaled, true) => format!("CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                                              IF NEW.action = '{action}' THEN RAISE EXCEPTION 'audit refused'; END IF; RETURN NEW; END $$; \
+                                            CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit();"),
+        (Backend::Scaled, false) => "DROP TRIGGER refuse_audit ON audit_log; DROP FUNCTION refuse_audit()".to_owned(),
+    };
+    env.execute_sql(sql).await;
+}
