@@ -95,6 +95,9 @@ impl Application {
             if config.public_url.port() == Some(0) {
                 let _ = config.public_url.set_port(Some(listener.local_addr()?.port()));
             }
+            if config.keep_cores_awake {
+                crate::cores_awake::keep_awake_in_bursts();
+            }
             Some(listener)
         } else {
             None

@@ -81,6 +81,8 @@ pub struct Settings {
     pub answer_commits: u32,
     /// Microseconds at least between the starts of two answer commits; 0: each starts at once.
     pub answer_commit_period_us: u64,
+    /// Keep idle cores from sleeping while HTTP requests come in a burst (`cores_awake`).
+    pub keep_cores_awake: bool,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
     /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
@@ -167,6 +169,7 @@ impl Default for Settings {
             contact_answer_floor_ms: 100,
             answer_commits: 0,
             answer_commit_period_us: 1000,
+            keep_cores_awake: true,
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
@@ -208,6 +211,8 @@ pub struct Config {
     pub answer_commits: u32,
     /// Answer commits start at least this far apart (`surveys::batcher::Pacing`).
     pub answer_commit_period: Duration,
+    /// Keep idle cores from sleeping while HTTP requests come in a burst (`cores_awake`).
+    pub keep_cores_awake: bool,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
@@ -384,6 +389,7 @@ impl Config {
             contact_answer_floor: Duration::from_millis(s.contact_answer_floor_ms),
             answer_commits: s.answer_commits,
             answer_commit_period: Duration::from_micros(s.answer_commit_period_us),
+            keep_cores_awake: s.keep_cores_awake,
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,

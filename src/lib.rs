@@ -24,6 +24,7 @@ pub mod block_cache;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod cores_awake;
 pub mod domain;
 pub mod http;
 pub mod memory;

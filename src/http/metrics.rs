@@ -17,6 +17,7 @@ use super::AppState;
 /// number of series) and its method, one of the standard ones or `other` (a client may send
 /// any token as a method, and each would be a new series).
 pub async fn track(request: Request, next: Next) -> Response {
+    crate::cores_awake::count_request();
     let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
