@@ -32,9 +32,8 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 fn method_label(method: &Method) -> &'static str {
-    const STANDARD: [Method; 9] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::CONNECT];
-    const NAMES: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"];
-    STANDARD.iter().position(|m| m == method).map_or("other", |i| NAMES[i])
+    const STANDARD: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"];
+    STANDARD.into_iter().find(|name| *name == method.as_str()).unwrap_or("other")
 }
 
 /// One route's series for one method and status.
@@ -71,12 +70,12 @@ fn with_series(route: &str, method: &'static str, status: StatusCode, use_it: im
 }
 
 fn register(route: &str, method: &'static str, status: StatusCode) -> Series {
-    let labels = [("route", route.to_owned()), ("method", method.to_owned())];
+    let route = route.to_owned();
     Series {
         method,
         status,
-        requests: metrics::counter!("hejnal_http_requests_total", &[("route", route.to_owned()), ("method", method.to_owned()), ("status", status.as_str().to_owned())]),
-        duration: metrics::histogram!("hejnal_http_request_duration_seconds", &labels),
+        requests: metrics::counter!("hejnal_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.as_str().to_owned()),
+        duration: metrics::histogram!("hejnal_http_request_duration_seconds", "route" => route, "method" => method),
     }
 }
 
