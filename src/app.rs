@@ -98,6 +98,9 @@ impl Application {
             if config.keep_cores_awake {
                 crate::cores_awake::keep_awake_in_bursts();
             }
+            if config.nice < 0 {
+                crate::cpu_priority::raise_once(config.nice);
+            }
             Some(listener)
         } else {
             None

@@ -83,6 +83,9 @@ pub struct Settings {
     pub answer_commit_period_us: u64,
     /// Keep idle cores from sleeping while HTTP requests come in a burst (`cores_awake`).
     pub keep_cores_awake: bool,
+    /// Niceness the HTTP processes ask for, -20..=0: below 0, a larger share of the CPU
+    /// (`cpu_priority`); 0 leaves the priority the process was started with.
+    pub nice: i32,
     /// Key of residents' preferences links; generated and kept in the database when unset.
     pub secret_key: Option<String>,
     /// Shared secret the SMS provider sends (`Authorization: Bearer …`) with inbound replies.
@@ -170,6 +173,7 @@ impl Default for Settings {
             answer_commits: 0,
             answer_commit_period_us: 1000,
             keep_cores_awake: true,
+            nice: -10,
             secret_key: None,
             sms_inbound_secret: None,
             token_ttl_days: 90,
@@ -213,6 +217,8 @@ pub struct Config {
     pub answer_commit_period: Duration,
     /// Keep idle cores from sleeping while HTTP requests come in a burst (`cores_awake`).
     pub keep_cores_awake: bool,
+    /// Niceness the HTTP processes ask for (`cpu_priority`); 0: as started.
+    pub nice: i32,
     pub secret_key: Option<String>,
     pub sms_inbound_secret: Option<String>,
     pub token_ttl_days: u32,
@@ -348,6 +354,9 @@ impl Config {
         if s.answer_commit_period_us > MAX_ANSWER_COMMIT_PERIOD_US {
             return Err(wrong("answer_commit_period_us", format!("must be at most {MAX_ANSWER_COMMIT_PERIOD_US} (0.1 s): an answer may wait this long for its commit to start")));
         }
+        if !(-20..=0).contains(&s.nice) {
+            return Err(wrong("nice", "must be between -20 and 0: below 0 asks for a larger share of the CPU, 0 keeps the priority the process started with"));
+        }
         let secret_key = s.secret_key.clone().filter(|k| !k.is_empty());
         if let Some(k) = &secret_key {
             if k.len() < 32 {
@@ -390,6 +399,7 @@ impl Config {
             answer_commits: s.answer_commits,
             answer_commit_period: Duration::from_micros(s.answer_commit_period_us),
             keep_cores_awake: s.keep_cores_awake,
+            nice: s.nice,
             secret_key,
             sms_inbound_secret: s.sms_inbound_secret.clone().filter(|k| !k.is_empty()),
             token_ttl_days: s.token_ttl_days,
@@ -596,6 +606,19 @@ mod tests {
         let e = with(100_001).unwrap_err();
         assert_eq!(e.key, "HEJNAL_ANSWER_COMMIT_PERIOD_US");
         assert!(e.to_string().contains("at most 100000"), "{e}");
+    }
+
+    #[test]
+    fn http_processes_ask_for_nice_minus_ten_unless_set_and_never_for_less_than_the_default_share() {
+        let with = |nice: i32| Config::from_settings(Settings { nice, ..Settings::default() });
+        assert_eq!(Config::from_settings(Settings::default()).unwrap().nice, -10);
+        assert_eq!(with(0).unwrap().nice, 0, "0 keeps the priority as started");
+        assert_eq!(with(-20).unwrap().nice, -20);
+        for wrong in [1, 19, -21] {
+            let e = with(wrong).unwrap_err();
+            assert_eq!(e.key, "HEJNAL_NICE");
+            assert!(e.to_string().contains("between -20 and 0"), "{e}");
+        }
     }
 
     #[test]

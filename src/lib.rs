@@ -25,6 +25,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod cores_awake;
+pub mod cpu_priority;
 pub mod domain;
 pub mod http;
 pub mod memory;

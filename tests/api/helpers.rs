@@ -96,6 +96,8 @@ impl TestEnv {
             queue_poll_ms: 5,
             shutdown_timeout_secs: 10,
             log_level: "warn".into(),
+            // The tests share one process: its priority is not theirs to change.
+            nice: 0,
             ..Settings::default()
         }
     }

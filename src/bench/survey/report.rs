@@ -87,6 +87,7 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     println!("| acknowledged invitations all stored | all | {} |", cells(&|r| {
         format!("{} acknowledged, {} rows {}", r.acknowledged, r.stored, mark(r.stored as usize == r.acknowledged))
     }));
+    println!("| this process's CPU priority (HEJNAL_NICE) | | {} |", cells(&|_| crate::cpu_priority::describe()));
     println!("| load average before → after (1, 5, 15 min) | | {} |", cells(&|r| format!("{} → {}", r.load_before, r.load_after)));
 }
 
