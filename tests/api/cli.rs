@@ -189,7 +189,7 @@ fn leading_number(cell: &str) -> f64 {
 /// and none is refused is.
 #[test]
 fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
-    let stdout = bench(&["survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8", "--stall-probe"]);
+    let stdout = bench(&["survey", "--backend", "embedded", "--invitations", "300", "--seconds", "0.5", "--connections", "8", "--stall-probe", "--bursts", "1", "--burst-ms", "50"]);
     let cell = |measure: &str| table_cell(&stdout, measure);
     assert_eq!(cell("refused (not 2xx)"), "0 ✓", "{stdout}");
     let stored = cell("acknowledged invitations all stored");
@@ -213,4 +213,9 @@ fn the_survey_bench_stores_every_acknowledged_answer_and_prints_its_table() {
     assert!(cell("at the fixed rate: read from disk by this process").ends_with(" KiB"), "{stdout}");
     let late = cell("at the fixed rate: of the answers over 10 ms, the time from sending to the answer");
     assert!(late == "none late" || late.contains("over 10 ms after sending: "), "{stdout}");
+    // The burst asked for ran in the fixed rate's 0.5 s, and the priority is stated.
+    let bursts = cell("at the fixed rate: another process's bursts, on purpose");
+    let began = bursts.strip_prefix("1 × 50 ms, begun at ").and_then(|b| b.strip_suffix(" s")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!((0.2..0.5).contains(&began.parse::<f64>().unwrap()), "{stdout}");
+    assert!(cell("this process's CPU priority (HEJNAL_NICE)").starts_with("nice 0; "), "HEJNAL_NICE=0 leaves it: {stdout}");
 }

@@ -5,6 +5,7 @@
 //! at a share of that (70% by default) and measures latency. Every acknowledged answer is committed before its
 //! answer (the group commit); the bench checks afterwards that each one is in the database.
 
+mod bursts;
 mod load;
 mod machine;
 mod others;
@@ -60,6 +61,13 @@ pub struct SurveyArgs {
     /// per core at real-time priority, waking every millisecond. Needs root or CAP_SYS_NICE.
     #[arg(long)]
     pub stall_probe: bool,
+    /// Bursts of another process during the fixed rate, on purpose (`bursts.rs`): a busy
+    /// shell loop in a session of its own, spread evenly over the phase. 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub bursts: u32,
+    /// How long each of `--bursts` lasts, in milliseconds.
+    #[arg(long, default_value_t = 400)]
+    pub burst_ms: u64,
 }
 
 /// What one backend measured.
@@ -144,6 +152,8 @@ struct Measured {
     /// With `--stall-probe`: how late a real-time thread woke, the worst core's, in ms per
     /// 100 ms of the fixed rate; or why it could not run.
     stalls_fixed: Option<Result<Vec<f64>, String>>,
+    /// The bursts of another process asked for with `--bursts`, if any.
+    bursts_fixed: Option<bursts::Done>,
     /// The CPU time of the speed probe's fixed work, each 100 ms of the maximum and of the
     /// fixed rate: whether the machine ran at one speed through both.
     speed_max: speed::Took,
@@ -180,6 +190,8 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     eprintln!("bench: maximum {:.0} answers/s; now {offered:.0}/s for {} s", max.rate(), args.seconds);
     let others = others::OthersCpu::start();
     let stalls = args.stall_probe.then(stalls::StallProbe::start);
+    let burst_length = std::time::Duration::from_millis(args.burst_ms);
+    let bursts = (args.bursts > 0).then(|| bursts::Bursts::start(args.bursts, burst_length, std::time::Duration::from_secs_f64(args.seconds)));
     let speed = speed::SpeedProbe::start();
     let cpu_before_fixed = others::own_cpu_seconds();
     let machine_before_fixed = machine::Counts::now();
@@ -187,6 +199,7 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
     let machine_fixed = machine::Counts::now().since(machine_before_fixed);
     let others_fixed = others.stop();
     let stalls_fixed = stalls.map(stalls::StallProbe::stop);
+    let bursts_fixed = bursts.map(|b| b.stop(burst_length));
     let speed_fixed = speed.stop();
     let fixed = fixed?;
     let cpu_per_answer_fixed = cpu_per_answer(others::cpu_since(cpu_before_fixed), &fixed);
@@ -202,6 +215,7 @@ async fn measure(addr: SocketAddr, requests: &Arc<Vec<Vec<u8>>>, args: &SurveyAr
         slow_in_app_fixed: BatchMeter::slow_in_app(after_max, after_fixed),
         others_fixed,
         stalls_fixed,
+        bursts_fixed,
         speed_max,
         speed_fixed,
         cpu_per_answer_max,

@@ -73,6 +73,9 @@ pub(super) fn print(args: &SurveyArgs, results: &[SurveyResult]) {
     println!("| the machine's speed, reading memory: a fixed walk's CPU time, median at the maximum / at the fixed rate | | {} |", cells(&|r| {
         speed_change(speed::median_us(&r.measured.speed_max.memory), speed::median_us(&r.measured.speed_fixed.memory), args.share)
     }));
+    if args.bursts > 0 {
+        println!("| at the fixed rate: another process's bursts, on purpose (`--bursts`): a busy loop in a session of its own | | {} |", cells(&|r| bursts(r.measured.bursts_fixed.as_ref())));
+    }
     // A core that did not run at all (the host took it, or the kernel held it) stalls every
     // thread on it; a real-time probe wakes late only then.
     if args.stall_probe {
@@ -100,6 +103,18 @@ fn halt_polling(ns: Option<u64>) -> String {
         Some(0) => "an idle core sleeps at once (guest_halt_poll_ns 0)".into(),
         Some(ns) => format!("an idle core polls up to {} µs first", ns / 1000),
         None => "no guest halt polling here".into(),
+    }
+}
+
+/// How many bursts, how long each, and when each began.
+fn bursts(done: Option<&super::bursts::Done>) -> String {
+    match done.map(|d| (d.length, &d.began)) {
+        None => "n/a".into(),
+        Some((_, Err(e))) => format!("not run: {e}"),
+        Some((length, Ok(began))) => {
+            let at = began.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", ");
+            format!("{} × {} ms, begun at {at} s", began.len(), length.as_millis())
+        }
     }
 }
 
@@ -178,7 +193,16 @@ fn three_fullest(mut windows: Vec<(usize, f64)>, show: impl Fn(usize, f64) -> St
 
 #[cfg(test)]
 mod tests {
-    use super::{after_send, cores_per_window, halt_polling, late_windows, others::Windows, others_per_window, speed_change, stalls};
+    use super::{after_send, bursts, cores_per_window, halt_polling, late_windows, others::Windows, others_per_window, speed_change, stalls};
+    use crate::bench::survey::bursts::Done;
+
+    #[test]
+    fn bursts_say_how_many_how_long_and_when_or_why_not() {
+        let length = std::time::Duration::from_millis(400);
+        assert_eq!(bursts(Some(&Done { length, began: Ok(vec![2.51, 5.0, 7.52]) })), "3 × 400 ms, begun at 2.5, 5.0, 7.5 s");
+        assert_eq!(bursts(Some(&Done { length, began: Err("cannot start a busy loop: not found".into()) })), "not run: cannot start a busy loop: not found");
+        assert_eq!(bursts(None), "n/a");
+    }
 
     #[test]
     fn a_slower_machine_at_the_fixed_rate_raises_the_share_it_asked() {
