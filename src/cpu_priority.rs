@@ -2,7 +2,9 @@
 //! the maximum was lost when another process took a core for a few hundred milliseconds
 //! (RabbitMQ's check, once a minute, on the bench machine): the backlog that builds then takes
 //! longer to clear than the p99 allows. Asking the scheduler for a larger share keeps most of
-//! the cores for the answers while such a burst runs (`docs/performance.md`, session 29).
+//! the cores for the answers while such a burst runs (`docs/performance.md`, session 29). On
+//! SQLite that was enough; on PostgreSQL the answers also wait on the server's processes, whose
+//! share is the operator's to set.
 //!
 //! The scheduler weighs niceness within a group of processes, and the groups against each
 //! other. Under systemd each unit is a control group, weighed by its `CPUWeight=` (the shipped
@@ -18,10 +20,10 @@ use std::{fs, io, path::Path, sync::OnceLock};
 const AUTOGROUP: &str = "/proc/self/autogroup";
 
 /// What [`raise`] changed.
-#[derive(Debug, Default, PartialEq)]
-pub struct Raised {
-    pub threads: usize,
-    pub group: bool,
+#[derive(Default)]
+struct Raised {
+    threads: usize,
+    group: bool,
 }
 
 /// Raise this process's CPU priority to `nice` (negative: a larger share), once per process,
