@@ -168,8 +168,15 @@ mod tests {
         };
         assert!(held);
         assert_eq!(std::fs::read(&device).unwrap(), 0i32.to_ne_bytes(), "0 µs written");
+        // The kernel keeps the request only while the file is open.
+        assert!(open_in_this_process(&device), "held open");
         let released = rx.recv_timeout(Duration::from_secs(10)).expect("given back within 10 s of the last request");
         assert!(!released);
+        assert!(!open_in_this_process(&device), "closed, which withdraws the request");
+    }
+
+    fn open_in_this_process(path: &Path) -> bool {
+        std::fs::read_dir("/proc/self/fd").unwrap().flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
     }
 
     #[test]
